@@ -471,3 +471,13 @@ def download(repo_id: str, checkpoints_root: Path = Path("checkpoints"), access_
         ) from None
     convert_hf_checkpoint(checkpoint_dir, model_name=repo_id.split("/")[1])
     return checkpoint_dir
+
+
+def ensure_checkpoint(checkpoint_dir: Path) -> Path:
+    """The checkpoint folder, ready to load. The embedded default model is converted on first use, so that
+    every command works on a fresh machine; any other missing checkpoint is an error with the fix."""
+    checkpoint_dir = Path(checkpoint_dir)
+    if not (checkpoint_dir / CONFIG_FILE).is_file() and checkpoint_dir.as_posix().endswith(EMBEDDED_REPO_ID):
+        download(EMBEDDED_REPO_ID, checkpoint_dir.parents[1], source="embedded")
+    check_checkpoint_dir(checkpoint_dir)
+    return checkpoint_dir

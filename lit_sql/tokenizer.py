@@ -54,6 +54,9 @@ class Tokenizer:
 
         self.bos_id = self._token_id(tokenizer_config.get("bos_token"), generation_config.get("bos_token_id"))
         self.eos_id = self._token_id(tokenizer_config.get("eos_token"), generation_config.get("eos_token_id"))
+        if self._sp is not None:  # a bare tokenizer.model still knows its own <s> and </s>
+            self.bos_id = self.bos_id if self.bos_id is not None else _non_negative(self._sp.bos_id())
+            self.eos_id = self.eos_id if self.eos_id is not None else _non_negative(self._sp.eos_id())
         if self.eos_id is None:
             raise LitSQLError(f"{checkpoint_dir}: no eos token in tokenizer_config.json or generation_config.json")
         # Every id the model may end an answer with (Llama-3 lists several in generation_config.json).
@@ -149,6 +152,10 @@ class Tokenizer:
             return self._hf.token_to_id(token)
         token_id = self._sp.piece_to_id(token)
         return token_id if self._sp.id_to_piece(token_id) == token else None
+
+
+def _non_negative(token_id: int) -> Optional[int]:
+    return token_id if token_id >= 0 else None
 
 
 def _read_json(path: Path) -> dict:

@@ -1,0 +1,39 @@
+"""Command-line entry points. Each command is a plain function whose signature is its flags; the thin scripts
+(`generate/base.py`, `scripts/download.py`, ...) and the `lit-sql` console command both call them."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+from lit_sql.errors import LitSQLError
+
+
+def run_cli(fn: Callable[..., Any], args: list[str] | None = None) -> Any:
+    """Parse flags for `fn` with jsonargparse and run it; user errors end with one line, not a traceback."""
+    from jsonargparse import CLI
+
+    try:
+        return CLI(fn, args=args, as_positional=False)
+    except LitSQLError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def _commands() -> dict[str, Callable[..., Any]]:
+    from lit_sql.cli.checkpoints import convert, download
+    from lit_sql.cli.generate import base
+
+    return {"download": download, "convert": convert, "generate": base}
+
+
+def main() -> None:
+    """`lit-sql <command> [--flags]`."""
+    commands = _commands()
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        print(f"usage: lit-sql {{{','.join(commands)}}} [--help]", file=sys.stderr)
+        raise SystemExit(2)
+    run_cli(commands[sys.argv[1]], sys.argv[2:])

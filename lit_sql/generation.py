@@ -1,0 +1,199 @@
+"""Text generation: prefill the prompt once, then one token per step from the KV cache.
+
+`generate` streams one sequence (greedy, temperature, top-k, top-p; multi-token stop sequences);
+`generate_batch` decodes many left-padded prompts together, which is what evaluation and
+`--num_samples` use.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Sequence
+
+import torch
+
+from lit_sql.errors import LitSQLError
+from lit_sql.model import GPT
+
+PRECISIONS = {"32-true": torch.float32, "bf16-true": torch.bfloat16, "16-true": torch.float16,
+              "bf16-mixed": torch.float32, "16-mixed": torch.float32}
+
+
+def parse_precision(precision: str) -> torch.dtype:
+    """The dtype weights are stored in for a Lightning-style precision name."""
+    if precision not in PRECISIONS:
+        raise LitSQLError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    return PRECISIONS[precision]
+
+
+def autocast_for(precision: str, device: torch.device):
+    """Mixed precision keeps float32 weights and runs matmuls in half precision."""
+    if precision.endswith("-mixed"):
+        return torch.autocast(device.type, dtype=torch.bfloat16 if precision.startswith("bf16") else torch.float16)
+    return nullcontext()
+
+
+@dataclass
+class SamplingConfig:
+    temperature: float = 0.0  # 0 = greedy
+    top_k: Optional[int] = None
+    top_p: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise LitSQLError(f"--temperature must be >= 0, got {self.temperature}")
+        if self.top_k is not None and self.top_k < 1:
+            raise LitSQLError(f"--top_k must be >= 1, got {self.top_k}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise LitSQLError(f"--top_p must be in (0, 1], got {self.top_p}")
+
+
+def sample(logits: torch.Tensor, cfg: SamplingConfig, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Next token for each row of `logits` (B, V) -> (B,)."""
+    if cfg.temperature == 0.0:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / cfg.temperature
+    if cfg.top_k is not None and cfg.top_k < logits.shape[-1]:
+        kth = torch.topk(logits, cfg.top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if cfg.top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        probs = sorted_logits.softmax(dim=-1)
+        # Drop a token when the tokens ranked above it already hold top_p of the mass (the first always stays).
+        drop = probs.cumsum(dim=-1) - probs > cfg.top_p
+        logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
+    return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(-1)
+
+
+def check_fits(model: GPT, prompt_length: int, max_new_tokens: int) -> None:
+    limit = model.config.block_size
+    if prompt_length + max_new_tokens > limit:
+        raise LitSQLError(
+            f"the prompt is {prompt_length} tokens and --max_new_tokens is {max_new_tokens}: together more than "
+            f"the model's context of {limit} tokens. Shorten --prompt (or the schema) or lower --max_new_tokens"
+        )
+
+
+@torch.inference_mode()
+def generate(
+    model: GPT,
+    prompt: Sequence[int],
+    max_new_tokens: int,
+    sampling: SamplingConfig = SamplingConfig(),
+    stop_tokens: Sequence[Sequence[int]] = (),
+    generator: Optional[torch.Generator] = None,
+) -> Iterator[int]:
+    """Yield new tokens one at a time; a stop sequence ends generation and is not yielded."""
+    check_fits(model, len(prompt), max_new_tokens)
+    device = model.wte.weight.device
+    total = len(prompt) + max_new_tokens
+    if model.max_seq_length < total:
+        model.max_seq_length = total
+    model.set_kv_cache(1, total, device=device)
+    idx = torch.tensor([list(prompt)], dtype=torch.long, device=device)
+    logits = model(idx, input_pos=0, last_only=True)
+    pos = idx.shape[1]
+    hold = max((len(s) for s in stop_tokens), default=1) - 1  # tokens that may still turn out to be a stop
+    pending: list[int] = []
+    try:
+        for _ in range(max_new_tokens):
+            token = sample(logits[:, -1], sampling, generator)
+            pending.append(int(token))
+            if any(len(pending) >= len(s) and pending[-len(s):] == list(s) for s in stop_tokens):
+                for stop in stop_tokens:
+                    if pending[-len(stop):] == list(stop):
+                        pending = pending[:-len(stop)]
+                        break
+                yield from pending
+                return
+            while len(pending) > hold:
+                yield pending.pop(0)
+            logits = model(token.view(1, 1), input_pos=pos)
+            pos += 1
+        yield from pending
+    finally:
+        model.clear_kv_cache()
+
+
+@torch.inference_mode()
+def generate_batch(
+    model: GPT,
+    prompts: Sequence[Sequence[int]],
+    max_new_tokens: int,
+    pad_id: int,
+    sampling: SamplingConfig = SamplingConfig(),
+    stop_tokens: Sequence[Sequence[int]] = (),
+    generator: Optional[torch.Generator] = None,
+) -> list[list[int]]:
+    """Decode several prompts at once (left-padded); each row stops on its own stop sequence."""
+    device = model.wte.weight.device
+    longest = max(len(p) for p in prompts)
+    check_fits(model, longest, max_new_tokens)
+    B, total = len(prompts), longest + max_new_tokens
+    if model.max_seq_length < total:
+        model.max_seq_length = total
+    idx = torch.full((B, longest), pad_id, dtype=torch.long, device=device)
+    mask = torch.zeros(B, total, dtype=torch.bool, device=device)
+    for row, p in enumerate(prompts):
+        idx[row, longest - len(p):] = torch.tensor(list(p), dtype=torch.long)
+        mask[row, longest - len(p):] = True  # the generated positions are real tokens too
+    model.set_kv_cache(B, total, device=device)
+    outputs: list[list[int]] = [[] for _ in range(B)]
+    done = torch.zeros(B, dtype=torch.bool, device=device)
+    try:
+        logits = model(idx, input_pos=0, attention_mask=mask[:, :longest], last_only=True)
+        pos = longest
+        for _ in range(max_new_tokens):
+            tokens = sample(logits[:, -1], sampling, generator)
+            for row in (~done).nonzero().flatten().tolist():
+                out = outputs[row]
+                out.append(int(tokens[row]))
+                for stop in stop_tokens:
+                    if out[-len(stop):] == list(stop):
+                        del out[-len(stop):]
+                        done[row] = True
+                        break
+            if bool(done.all()):
+                break
+            logits = model(tokens.view(B, 1), input_pos=pos, attention_mask=mask[:, :pos + 1])
+            pos += 1
+    finally:
+        model.clear_kv_cache()
+    return outputs
+
+
+class TokenPrinter:
+    """Prints tokens as they arrive; decodes the whole answer each time so multi-byte characters split across
+    tokens come out whole."""
+
+    def __init__(self, tokenizer, stream=sys.stdout) -> None:
+        self.tokenizer, self.stream = tokenizer, stream
+        self.tokens: list[int] = []
+        self.printed = ""
+
+    def __call__(self, token: int) -> None:
+        self.tokens.append(token)
+        text = self.tokenizer.decode(self.tokens)
+        if text.endswith("\ufffd"):  # an incomplete UTF-8 sequence: wait for the next token
+            return
+        self.stream.write(text[len(self.printed):])
+        self.stream.flush()
+        self.printed = text
+
+
+def load_for_inference(checkpoint_dir: Path, precision: str = "32-true", device: str = "cpu") -> GPT:
+    from lit_sql.checkpoint import load_model
+
+    dtype = parse_precision(precision)
+    model = load_model(checkpoint_dir, device=device, dtype=dtype)
+    return model.eval()
+
+
+def timed(fn: Callable[[], object]) -> tuple[object, float]:
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
