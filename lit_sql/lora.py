@@ -1,0 +1,171 @@
+"""LoRA: low-rank adapters on chosen linear layers, written from the paper (Hu et al., 2021).
+
+y = W x + (alpha / r) * B A dropout(x), with W frozen (plain or quantized), A (r, in) random and B (out, r)
+zero, so training starts from the base model exactly. The settings travel with the adapter in
+`hyperparameters.yaml`; every later step (generate, merge, export, evaluate) reads them from there.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional
+
+import torch
+import torch.nn as nn
+import yaml
+
+from lit_sql.errors import LitSQLError
+
+# Flag value -> the module names it selects inside each block (and the head).
+TARGETS: dict[str, tuple[str, ...]] = {
+    "query": ("attn.q_proj",),
+    "key": ("attn.k_proj",),
+    "value": ("attn.v_proj",),
+    "projection": ("attn.o_proj",),
+    "mlp": ("mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"),
+    "head": ("lm_head",),
+}
+ALL_LINEAR = ("query", "key", "value", "projection", "mlp")  # every linear in the blocks; not the head
+HYPERPARAMETERS_FILE = "hyperparameters.yaml"
+ADAPTER_FILE = "adapter.pth"
+
+
+@dataclass
+class LoRAConfig:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    targets: list[str] = field(default_factory=lambda: ["all-linear"])
+
+    def __post_init__(self) -> None:
+        if self.r < 1:
+            raise LitSQLError(f"--lora_r must be >= 1, got {self.r}")
+        if not 0 <= self.dropout < 1:
+            raise LitSQLError(f"--lora_dropout must be in [0, 1), got {self.dropout}")
+        if isinstance(self.targets, str):
+            self.targets = [t.strip() for t in self.targets.split(",") if t.strip()]
+        unknown = [t for t in self.targets if t != "all-linear" and t not in TARGETS]
+        if unknown or not self.targets:
+            raise LitSQLError(f"--lora_targets {unknown or self.targets} not understood: choose from "
+                              f"{', '.join([*TARGETS, 'all-linear'])} (comma-separated)")
+
+    @property
+    def scaling(self) -> float:
+        return self.alpha / self.r
+
+    def module_suffixes(self) -> tuple[str, ...]:
+        names = [n for t in self.targets for n in (ALL_LINEAR if t == "all-linear" else (t,))]
+        return tuple(dict.fromkeys(s for n in names for s in TARGETS[n]))
+
+
+class LoRALinear(nn.Module):
+    """Wraps a frozen linear layer (nn.Linear or QuantizedLinear) and adds a trainable low-rank update."""
+
+    def __init__(self, base: nn.Module, r: int, alpha: int, dropout: float) -> None:
+        super().__init__()
+        self.base = base
+        self.in_features, self.out_features = base.in_features, base.out_features
+        self.r, self.scaling = r, alpha / r
+        device = base.weight.device if isinstance(base, nn.Linear) else base.packed.device
+        self.lora_A = nn.Parameter(torch.empty(r, self.in_features, device=device))
+        self.lora_B = nn.Parameter(torch.zeros(self.out_features, r, device=device))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # same scale as nn.Linear's own init
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (x A^T) B^T: two thin matmuls, never the full (out, in) product.
+        return self.base(x) + (self.dropout(x) @ self.lora_A.t() @ self.lora_B.t()) * self.scaling
+
+    def delta_weight(self) -> torch.Tensor:
+        return (self.lora_B.float() @ self.lora_A.float()) * self.scaling
+
+    def merged_weight(self) -> torch.Tensor:
+        """Base weight + update in float32; a quantized base is dequantized first, never merged into rounded
+        4-bit values."""
+        base = self.base.weight.float() if isinstance(self.base, nn.Linear) else self.base.dequantize(torch.float32)
+        return base + self.delta_weight().to(base.device)
+
+
+def inject_lora(model: nn.Module, config: LoRAConfig) -> list[str]:
+    """Wrap the target layers of `model` in place; returns the wrapped module names."""
+    suffixes = config.module_suffixes()
+    wrapped = []
+    for name, module in list(model.named_modules()):
+        for child_name, child in list(module.named_children()):
+            full = f"{name}.{child_name}" if name else child_name
+            if any(full == s or full.endswith("." + s) for s in suffixes) and not isinstance(child, LoRALinear):
+                setattr(module, child_name, LoRALinear(child, config.r, config.alpha, config.dropout))
+                wrapped.append(full)
+    if not wrapped:
+        raise LitSQLError(f"--lora_targets {config.targets} matched no layer of the model")
+    mark_only_lora_trainable(model)
+    return wrapped
+
+
+def mark_only_lora_trainable(model: nn.Module) -> None:
+    for name, p in model.named_parameters():
+        p.requires_grad = "lora_" in name
+
+
+def lora_filter(name: str, _value: object = None) -> bool:
+    return "lora_" in name
+
+
+def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in model.state_dict().items() if lora_filter(k)}
+
+
+def load_lora_weights(model: nn.Module, adapter: dict[str, torch.Tensor], source: Path | str) -> None:
+    """Load adapter tensors, refusing an adapter made for another base model or other LoRA settings."""
+    expected = lora_state_dict(model)
+    missing = sorted(set(expected) - set(adapter))
+    unexpected = sorted(set(adapter) - set(expected))
+    if missing or unexpected:
+        raise LitSQLError(f"{source} does not fit this model: {len(missing)} LoRA tensors missing (e.g. {missing[:2]}), "
+                          f"{len(unexpected)} unexpected (e.g. {unexpected[:2]}). Was it trained on another base "
+                          f"checkpoint?")
+    for k, v in adapter.items():
+        if v.shape != expected[k].shape:
+            raise LitSQLError(f"{source}: {k} has shape {tuple(v.shape)}, the model expects {tuple(expected[k].shape)}: "
+                              f"the adapter was trained on another base model (check --checkpoint_dir)")
+    model.load_state_dict(adapter, strict=False)
+
+
+def merge_lora(model: nn.Module) -> nn.Module:
+    """Replace every LoRALinear by a plain nn.Linear holding the merged float32 weight."""
+    for name, module in list(model.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, LoRALinear):
+                merged = nn.Linear(child.in_features, child.out_features, bias=False, device=child.lora_A.device)
+                merged.weight = nn.Parameter(child.merged_weight(), requires_grad=False)
+                setattr(module, child_name, merged)
+    return model
+
+
+def trainable_parameters(model: nn.Module) -> Iterable[nn.Parameter]:
+    return (p for p in model.parameters() if p.requires_grad)
+
+
+def save_hyperparameters(out_dir: Path, lora: LoRAConfig, **run: object) -> None:
+    data = {"lora": asdict(lora), **{k: (str(v) if isinstance(v, Path) else v) for k, v in run.items()}}
+    Path(out_dir, HYPERPARAMETERS_FILE).write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def read_hyperparameters(lora_path: Path) -> tuple[LoRAConfig, dict]:
+    path = Path(lora_path) / HYPERPARAMETERS_FILE
+    if not path.is_file():
+        raise LitSQLError(f"{path} not found: --lora_path must be the output folder of finetune/lora.py "
+                          f"(it holds {ADAPTER_FILE} and {HYPERPARAMETERS_FILE})")
+    data = yaml.safe_load(path.read_text())
+    return LoRAConfig(**data.pop("lora")), data
+
+
+def adapter_path(lora_path: Path) -> Path:
+    """The adapter file of a run folder: the final adapter, else the newest step checkpoint."""
+    lora_path = Path(lora_path)
+    if (lora_path / ADAPTER_FILE).is_file():
+        return lora_path / ADAPTER_FILE
+    raise LitSQLError(f"{lora_path / ADAPTER_FILE} not found: the run did not finish. Resume it with "
+                      f"`python finetune/lora.py ... --out_dir {lora_path} --resume auto`")

@@ -1,0 +1,331 @@
+"""The one fine-tuning loop every entry point shares (LoRA and QLoRA today).
+
+Micro-batches grouped by length (little compute spent on padding; the longest batch runs first so an
+out-of-memory error shows at once), gradient accumulation with a token-weighted loss, AdamW (plain, 8-bit
+or paged), linear warmup then cosine decay, clipping, periodic validation, atomic checkpoints that resume
+to the same result, CSV/TensorBoard logs and a loss-curve picture.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+from lit_sql.errors import LitSQLError
+
+CHECKPOINT_DIR = "checkpoints"
+IGNORE_INDEX = -100
+
+
+@dataclass
+class TrainArgs:
+    """Optimisation settings (one source of truth: saved in hyperparameters.yaml with the adapter)."""
+
+    micro_batch_size: int = 4
+    global_batch_size: int = 16
+    learning_rate: float = 1e-3
+    min_lr_ratio: float = 0.1  # the cosine decays to learning_rate * min_lr_ratio
+    weight_decay: float = 0.0
+    warmup_steps: int = 10
+    epochs: int = 1
+    max_steps: Optional[int] = None  # optimizer steps; overrides epochs
+    max_norm: float = 1.0
+    optimizer: str = "adamw"  # adamw | adamw8bit | paged_adamw
+    log_interval: int = 1
+    eval_interval: int = 50
+    eval_batches: int = 10
+    save_interval: int = 100
+    seed: int = 1337
+    activation_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        if self.micro_batch_size < 1 or self.global_batch_size < self.micro_batch_size:
+            raise LitSQLError(f"--micro_batch_size ({self.micro_batch_size}) must be >= 1 and <= --global_batch_size "
+                              f"({self.global_batch_size})")
+        if self.optimizer not in ("adamw", "adamw8bit", "paged_adamw"):
+            raise LitSQLError(f"--optimizer {self.optimizer!r} is not one of adamw, adamw8bit, paged_adamw")
+        if self.learning_rate <= 0:
+            raise LitSQLError(f"--learning_rate must be > 0, got {self.learning_rate}")
+
+    def accumulation_steps(self, world_size: int) -> int:
+        per_rank = self.global_batch_size // world_size
+        if per_rank % self.micro_batch_size:
+            raise LitSQLError(f"--global_batch_size {self.global_batch_size} over {world_size} devices is not a multiple "
+                              f"of --micro_batch_size {self.micro_batch_size}")
+        return max(1, per_rank // self.micro_batch_size)
+
+
+# -------------------------------------------------------------------------------------------------------
+# Data: batches by length
+# -------------------------------------------------------------------------------------------------------
+def length_grouped_batches(lengths: list[int], micro_batch_size: int, seed: int, epoch: int,
+                           group_size: int = 64) -> list[list[int]]:
+    """Shuffle, sort within groups of `group_size` micro-batches by length, cut into micro-batches, shuffle
+    those. Deterministic for (seed, epoch), which is what makes resuming exact."""
+    rng = random.Random(seed * 100_003 + epoch)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    span = micro_batch_size * group_size
+    batches = []
+    for start in range(0, len(order), span):
+        chunk = sorted(order[start:start + span], key=lambda i: -lengths[i])
+        batches += [chunk[i:i + micro_batch_size] for i in range(0, len(chunk), micro_batch_size)]
+    rng.shuffle(batches)
+    longest = max(range(len(batches)), key=lambda b: max(lengths[i] for i in batches[b]))
+    batches.insert(0, batches.pop(longest))  # the largest batch first: an out-of-memory shows at step one
+    return batches
+
+
+def collate(samples: list[dict], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad to the longest sample; padded labels are ignored."""
+    T = max(len(s["input_ids"]) for s in samples)
+    input_ids = torch.full((len(samples), T), pad_id, dtype=torch.long)
+    labels = torch.full((len(samples), T), IGNORE_INDEX, dtype=torch.long)
+    for i, s in enumerate(samples):
+        n = len(s["input_ids"])
+        input_ids[i, :n] = torch.as_tensor(s["input_ids"], dtype=torch.long)
+        labels[i, :n] = torch.as_tensor(s["labels"], dtype=torch.long)
+    return input_ids, labels
+
+
+def loss_sum(model: torch.nn.Module, input_ids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Summed next-token cross-entropy over the labelled positions, and how many there were.
+
+    Only labelled positions go through the output head (see `GPT.forward(output_positions=...)`).
+    """
+    targets = labels[:, 1:]
+    positions = torch.zeros_like(labels, dtype=torch.bool)
+    positions[:, :-1] = targets != IGNORE_INDEX
+    logits = model(input_ids, output_positions=positions)  # (N, V)
+    selected = targets[targets != IGNORE_INDEX]
+    return F.cross_entropy(logits.float(), selected, reduction="sum"), int(selected.numel())
+
+
+# -------------------------------------------------------------------------------------------------------
+# Optimizer and schedule
+# -------------------------------------------------------------------------------------------------------
+def make_optimizer(params, args: TrainArgs) -> torch.optim.Optimizer:
+    params = list(params)
+    if args.optimizer == "adamw":
+        fused = all(p.is_cuda for p in params)
+        return torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=args.weight_decay, betas=(0.9, 0.95),
+                                 fused=fused or None)
+    try:
+        import bitsandbytes as bnb
+    except ImportError:
+        raise LitSQLError(f"--optimizer {args.optimizer} needs bitsandbytes: pip install 'lit_sql[quantize]'") from None
+    cls = bnb.optim.AdamW8bit if args.optimizer == "adamw8bit" else bnb.optim.PagedAdamW
+    return cls(params, lr=args.learning_rate, weight_decay=args.weight_decay, betas=(0.9, 0.95))
+
+
+def lr_at(step: int, args: TrainArgs, total_steps: int) -> float:
+    """Linear warmup to learning_rate, then cosine decay to learning_rate * min_lr_ratio."""
+    if step < args.warmup_steps:
+        return args.learning_rate * (step + 1) / args.warmup_steps
+    progress = min(1.0, (step - args.warmup_steps) / max(1, total_steps - args.warmup_steps))
+    floor = args.learning_rate * args.min_lr_ratio
+    return floor + (args.learning_rate - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+# -------------------------------------------------------------------------------------------------------
+# Checkpoints
+# -------------------------------------------------------------------------------------------------------
+def latest_checkpoint(out_dir: Path) -> Optional[Path]:
+    found = sorted(Path(out_dir, CHECKPOINT_DIR).glob("step-*.pth"))
+    return found[-1] if found else None
+
+
+def save_checkpoint(fabric, path: Path, state: dict[str, Any]) -> None:
+    """Only LoRA tensors of the model are written. Written under a temporary name and renamed, so a crash
+    mid-save leaves the previous checkpoint intact and never a truncated one."""
+    from lit_sql.lora import lora_filter
+
+    tmp = path.with_name(path.name + ".tmp")
+    fabric.save(tmp, state, filter={"model": lora_filter})
+    fabric.barrier()
+    if fabric.global_rank == 0:
+        os.replace(tmp, path)
+    fabric.barrier()
+
+
+# -------------------------------------------------------------------------------------------------------
+# The loop
+# -------------------------------------------------------------------------------------------------------
+@dataclass
+class History:
+    steps: list[int]
+    train_loss: list[float]
+    val_steps: list[int]
+    val_loss: list[float]
+
+
+def fit(
+    fabric,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train_data: list[dict],
+    val_data: list[dict],
+    args: TrainArgs,
+    out_dir: Path,
+    resume: Optional[Path] = None,
+    on_eval: Optional[Callable[[torch.nn.Module], dict[str, float]]] = None,
+    pad_id: int = 0,
+) -> History:
+    """Train until max_steps (or epochs); returns the loss history. `on_eval` adds metrics at each evaluation
+    (e.g. execution accuracy on a few test questions)."""
+    world = fabric.world_size
+    accumulation = args.accumulation_steps(world)
+    lengths = [len(s["input_ids"]) for s in train_data]
+    rank_share = len(lengths) // world
+    batches_per_epoch = max(1, rank_share // args.micro_batch_size)
+    steps_per_epoch = max(1, batches_per_epoch // accumulation)
+    total_steps = args.max_steps or steps_per_epoch * args.epochs
+    history = History([], [], [], [])
+    state: dict[str, Any] = {"model": model, "optimizer": optimizer, "step": 0, "history": asdict(history)}
+
+    if resume is not None:
+        extra = fabric.load(resume, state, strict=False)
+        torch.set_rng_state(extra.get("cpu_rng", torch.get_rng_state()))
+        if "cuda_rng" in extra and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(extra["cuda_rng"])
+        history = History(**state["history"])
+        fabric.print(f"Resumed from {resume} at step {state['step']}")
+
+    def batch_stream(start_step: int):
+        """Micro-batches from `start_step` on, for this rank; epoch after epoch."""
+        micro_index = start_step * accumulation
+        epoch, offset = divmod(micro_index, batches_per_epoch)
+        while True:
+            batches = length_grouped_batches(lengths, args.micro_batch_size * world, args.seed, epoch)
+            for b in batches[offset:batches_per_epoch]:
+                yield [train_data[i] for i in b[fabric.global_rank::world]]
+            epoch, offset = epoch + 1, 0
+
+    stream = batch_stream(state["step"])
+    progress = None
+    if fabric.global_rank == 0:
+        from tqdm import tqdm
+
+        progress = tqdm(total=total_steps, initial=state["step"], desc="fine-tuning", unit="step", dynamic_ncols=True)
+    tokens_seen, window_start = 0, time.perf_counter()
+    last_good = latest_checkpoint(out_dir)
+    model.train()
+    while state["step"] < total_steps:
+        step = state["step"]
+        lr = lr_at(step, args, total_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        samples = [next(stream) for _ in range(accumulation)]
+        tokens_seen += sum(len(s["input_ids"]) for batch in samples for s in batch)  # padding not counted
+        micro_batches = [collate(batch, pad_id) for batch in samples]
+        # Every labelled token counts the same, whichever micro-batch it falls in.
+        n_tokens = sum(int((labels[:, 1:] != IGNORE_INDEX).sum()) for _, labels in micro_batches)
+        n_tokens = max(1, int(fabric.all_reduce(torch.tensor(n_tokens, device=fabric.device), reduce_op="sum")) // world)
+        step_loss = 0.0
+        for i, (input_ids, labels) in enumerate(micro_batches):
+            input_ids, labels = fabric.to_device((input_ids, labels))
+            with fabric.no_backward_sync(model, enabled=i < accumulation - 1):
+                loss, _ = loss_sum(model, input_ids, labels)
+                fabric.backward(loss / n_tokens)
+            step_loss += loss.item()
+        step_loss /= n_tokens
+        if not math.isfinite(step_loss):
+            raise LitSQLError(
+                f"the training loss became {step_loss} at step {step + 1}. The last good checkpoint is "
+                f"{last_good or 'none (no checkpoint was saved yet)'}; lower --learning_rate or use --precision "
+                f"32-true, then resume with --resume auto"
+            )
+        if args.max_norm > 0:
+            fabric.clip_gradients(model, optimizer, max_norm=args.max_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        state["step"] = step = step + 1
+        history.steps.append(step)
+        history.train_loss.append(step_loss)
+
+        if step % args.log_interval == 0 or step == total_steps:
+            elapsed = time.perf_counter() - window_start
+            rate = tokens_seen * world / max(elapsed, 1e-9)
+            fabric.log_dict({"train_loss": step_loss, "lr": lr, "tokens_per_s": rate}, step=step)
+            if progress:
+                progress.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{rate:.0f}", lr=f"{lr:.1e}")
+            tokens_seen, window_start = 0, time.perf_counter()
+        if progress:
+            progress.update(1)
+
+        if val_data and (step % args.eval_interval == 0 or step == total_steps):
+            metrics = {"val_loss": validate(fabric, model, val_data, args, pad_id)}
+            if on_eval is not None:
+                metrics.update(on_eval(model))
+            history.val_steps.append(step)
+            history.val_loss.append(metrics["val_loss"])
+            fabric.log_dict(metrics, step=step)
+            fabric.print(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+            window_start = time.perf_counter()  # evaluation time is not training throughput
+
+        if step % args.save_interval == 0 and step < total_steps:
+            state["history"] = asdict(history)
+            path = Path(out_dir, CHECKPOINT_DIR, f"step-{step:06d}.pth")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            extra = {"cpu_rng": torch.get_rng_state()}
+            if torch.cuda.is_available():
+                extra["cuda_rng"] = torch.cuda.get_rng_state_all()
+            save_checkpoint(fabric, path, {**state, **extra})
+            last_good = path
+    if progress:
+        progress.close()
+    return history
+
+
+@torch.no_grad()
+def validate(fabric, model: torch.nn.Module, val_data: list[dict], args: TrainArgs, pad_id: int = 0) -> float:
+    """Mean token loss on the first `eval_batches` micro-batches of the validation set (the same every time)."""
+    model.eval()
+    total, count = 0.0, 0
+    n = min(len(val_data), args.eval_batches * args.micro_batch_size)
+    for start in range(0, n, args.micro_batch_size):
+        input_ids, labels = fabric.to_device(collate(val_data[start:start + args.micro_batch_size], pad_id))
+        loss, tokens = loss_sum(model, input_ids, labels)
+        total, count = total + loss.item(), count + tokens
+    model.train()
+    stats = fabric.all_reduce(torch.tensor([total, count], dtype=torch.float64, device=fabric.device), reduce_op="sum")
+    return float(stats[0] / max(1.0, float(stats[1])))
+
+
+def plot_history(history: History, path: Path) -> Optional[Path]:
+    """Train and validation loss against step, as a PNG."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(history.steps, history.train_loss, label="train", alpha=0.7)
+    if history.val_steps:
+        ax.plot(history.val_steps, history.val_loss, "o-", label="validation")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss (answer tokens)")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def save_json(path: Path, data: dict) -> None:
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)

@@ -1,0 +1,65 @@
+"""Decoding: the KV-cache loop against a plain argmax loop, stop sequences, batching and sampling."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lit_sql.errors import LitSQLError
+from lit_sql.generation import SamplingConfig, generate, generate_batch, sample
+from tests.test_model import LLAMA3_STYLE, random_model
+
+
+def greedy_without_cache(model, prompt: list[int], n: int) -> list[int]:
+    ids = list(prompt)
+    with torch.no_grad():
+        for _ in range(n):
+            ids.append(int(model(torch.tensor([ids]))[0, -1].argmax()))
+    return ids[len(prompt):]
+
+
+def test_greedy_generate_matches_full_recompute():
+    model = random_model(LLAMA3_STYLE)
+    prompt = torch.randint(0, 101, (9,)).tolist()
+    assert list(generate(model, prompt, 20)) == greedy_without_cache(model, prompt, 20)
+
+
+def test_stop_sequences_end_generation_and_are_not_returned():
+    model = random_model(LLAMA3_STYLE)
+    prompt = [5, 6, 7]
+    full = greedy_without_cache(model, prompt, 12)
+    # Stop on a pair of tokens: generation ends where the pair first appears, without it.
+    stop = full[4:6]
+    first = next(i for i in range(len(full)) if full[i:i + 2] == stop)
+    assert list(generate(model, prompt, 12, stop_tokens=[stop])) == full[:first]
+    assert list(generate(model, prompt, 12, stop_tokens=[[full[0]]])) == []
+
+
+def test_batch_generation_equals_one_by_one():
+    model = random_model(LLAMA3_STYLE)
+    prompts = [torch.randint(3, 101, (n,)).tolist() for n in (11, 4, 7)]
+    single = [list(generate(model, p, 10)) for p in prompts]
+    stop = [[single[1][3]]]
+    batched = generate_batch(model, prompts, 10, pad_id=0)
+    assert batched == single
+    with_stop = generate_batch(model, prompts, 10, pad_id=0, stop_tokens=stop)
+    assert with_stop == [list(generate(model, p, 10, stop_tokens=stop)) for p in prompts]
+
+
+def test_sampling_filters():
+    logits = torch.tensor([[1.0, 3.0, 2.0, 0.5]])
+    g = torch.Generator().manual_seed(0)
+    assert sample(logits, SamplingConfig(temperature=1.0, top_k=1), g).item() == 1
+    assert sample(logits, SamplingConfig(temperature=1.0, top_p=0.1), g).item() == 1
+    draws = {sample(logits, SamplingConfig(temperature=1.0, top_k=2), g).item() for _ in range(200)}
+    assert draws == {1, 2}
+    draws = {sample(logits, SamplingConfig(temperature=5.0), g).item() for _ in range(400)}
+    assert draws == {0, 1, 2, 3}
+    with pytest.raises(LitSQLError, match="--top_p"):
+        SamplingConfig(temperature=1.0, top_p=0.0)
+
+
+def test_prompt_longer_than_context_is_refused():
+    model = random_model(LLAMA3_STYLE)
+    with pytest.raises(LitSQLError, match="context of 128 tokens"):
+        list(generate(model, [1] * 120, 20))
