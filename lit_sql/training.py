@@ -218,6 +218,7 @@ def fit(
         progress = tqdm(total=total_steps, initial=state["step"], desc="fine-tuning", unit="step", dynamic_ncols=True)
     tokens_seen, window_start = 0, time.perf_counter()
     last_good = latest_checkpoint(out_dir)
+    trainable = [p for p in model.parameters() if p.requires_grad]
     model.train()
     while state["step"] < total_steps:
         step = state["step"]
@@ -239,15 +240,14 @@ def fit(
             step_loss += loss.item()
         step_loss /= n_tokens
         if not math.isfinite(step_loss):
-            raise LitSQLError(
-                f"the training loss became {step_loss} at step {step + 1}. The last good checkpoint is "
-                f"{last_good or 'none (no checkpoint was saved yet)'}; lower --learning_rate or use --precision "
-                f"32-true, then resume with --resume auto"
-            )
+            raise diverged(f"the training loss became {step_loss}", step + 1, last_good)
         if args.max_norm > 0:
             fabric.clip_gradients(model, optimizer, max_norm=args.max_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        # A finite loss can still give an overflowing update; such weights must never reach a checkpoint.
+        if not all(bool(torch.isfinite(p).all()) for p in trainable):
+            raise diverged("the weights overflowed", step + 1, last_good)
         state["step"] = step = step + 1
         history.steps.append(step)
         history.train_loss.append(step_loss)
@@ -284,6 +284,13 @@ def fit(
     if progress:
         progress.close()
     return history
+
+
+def diverged(what: str, step: int, last_good: Optional[Path]) -> LitSQLError:
+    return LitSQLError(
+        f"{what} at step {step}. The last good checkpoint is {last_good or 'none (none was saved yet)'}; lower "
+        f"--train.learning_rate (or use --precision 32-true) and resume with --resume auto"
+    )
 
 
 @torch.no_grad()
