@@ -139,8 +139,13 @@ def atomic_torch_save(obj: object, path: Path) -> None:
     tmp.replace(path)
 
 
-def load_model(checkpoint_dir: Path, device: str | torch.device = "cpu", dtype: Optional[torch.dtype] = None):
-    """Build the model described by `model_config.yaml` and load `lit_model.pth` into it."""
+def load_model(checkpoint_dir: Path, device: str | torch.device = "cpu", dtype: Optional[torch.dtype] = None,
+               quantize: Optional[str] = None, compute_dtype: torch.dtype = torch.bfloat16, lora=None):
+    """Build the model described by `model_config.yaml` and load `lit_model.pth` into it.
+
+    quantize: store the frozen linears in a bitsandbytes format (see `lit_sql.quantize`), computing in
+        `compute_dtype`. lora: a `LoRAConfig`; its adapters are added (freshly initialised) and only they train.
+    """
     from lit_sql.model import GPT
 
     checkpoint_dir = Path(checkpoint_dir)
@@ -149,6 +154,15 @@ def load_model(checkpoint_dir: Path, device: str | torch.device = "cpu", dtype: 
         model = GPT(config)
     weights = checkpoint_dir / WEIGHTS_FILE
     load_weights(model, load_state_dict(weights), source=weights)
+    model.requires_grad_(False)
+    if quantize:
+        from lit_sql.quantize import quantize_model
+
+        quantize_model(model, quantize, compute_dtype, torch.device(device))
+    if lora is not None:
+        from lit_sql.lora import inject_lora
+
+        inject_lora(model, lora)
     return model.to(device=device, dtype=dtype)
 
 

@@ -185,12 +185,35 @@ class TokenPrinter:
         self.printed = text
 
 
-def load_for_inference(checkpoint_dir: Path, precision: str = "32-true", device: str = "cpu") -> GPT:
+def load_for_inference(checkpoint_dir: Path, precision: str = "32-true", device: str = "cpu",
+                       quantize: Optional[str] = None, lora_path: Optional[Path] = None) -> GPT:
+    """A model ready to generate: base weights, optionally quantized, optionally with a fine-tuned adapter.
+
+    The adapter's LoRA settings (and, unless --quantize says otherwise, its quantization) come from the
+    run's hyperparameters.yaml. On a full-precision base the adapter is merged into the weights, so
+    generation costs no more than with the base model.
+    """
     from lit_sql.checkpoint import load_model
+    from lit_sql.lora import adapter_path, load_lora_weights, merge_lora, read_hyperparameters
+    from lit_sql.quantize import check_quantize_mode
 
     dtype = parse_precision(precision)
-    model = load_model(checkpoint_dir, device=device, dtype=dtype)
-    return model.eval()
+    check_quantize_mode(quantize)
+    lora = None
+    if lora_path is not None:
+        lora, run = read_hyperparameters(lora_path)
+        quantize = quantize or run.get("quantize")
+        trained_on = run.get("checkpoint_dir")
+        if trained_on and Path(trained_on).resolve() != Path(checkpoint_dir).resolve():
+            print(f"note: the adapter in {lora_path} was trained on {trained_on}", file=sys.stderr)
+    compute = dtype if dtype != torch.float32 else torch.bfloat16
+    model = load_model(checkpoint_dir, device=device, quantize=quantize, compute_dtype=compute, lora=lora)
+    if lora_path is not None:
+        path = adapter_path(lora_path)
+        load_lora_weights(model, torch.load(path, map_location=device, weights_only=True), source=path)
+        if not quantize:
+            merge_lora(model)
+    return model.to(dtype=dtype).eval()
 
 
 def timed(fn: Callable[[], object]) -> tuple[object, float]:

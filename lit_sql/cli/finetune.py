@@ -15,7 +15,7 @@ from typing import Literal, Optional
 
 import torch
 
-from lit_sql.checkpoint import WEIGHTS_FILE, check_checkpoint_dir, ensure_checkpoint, load_state_dict, load_weights
+from lit_sql.checkpoint import atomic_torch_save, ensure_checkpoint, load_model
 from lit_sql.cli.generate import DEFAULT_CHECKPOINT
 from lit_sql.config import Config
 from lit_sql.errors import LitSQLError
@@ -58,23 +58,11 @@ def load_prepared(data_dir: Path, tokenizer: Tokenizer, config: Config) -> tuple
     return train, test, meta
 
 
-def build_model(checkpoint_dir: Path, lora: Optional[LoRAConfig], quantize: Optional[str], precision: str,
-                device: torch.device):
-    """Base weights -> optional quantization of the frozen linears -> LoRA wrappers."""
-    from lit_sql.model import GPT
-
-    config = check_checkpoint_dir(checkpoint_dir)
-    with torch.device("meta"):
-        model = GPT(config)
-    load_weights(model, load_state_dict(checkpoint_dir / WEIGHTS_FILE), source=checkpoint_dir / WEIGHTS_FILE)
-    for p in model.parameters():
-        p.requires_grad = False
-    if quantize:
-        compute = torch.bfloat16 if "bf16" in precision else (torch.float16 if precision.startswith("16") else torch.float32)
-        quantize_model(model, quantize, compute, device)
-    if lora is not None:
-        inject_lora(model, lora)
-    return model
+def compute_dtype_for(precision: str) -> torch.dtype:
+    """What a quantized base computes in: bf16 or fp16 under half precision, else float32."""
+    if "bf16" in precision:
+        return torch.bfloat16
+    return torch.float16 if precision.startswith("16") else torch.float32
 
 
 def setup(
@@ -195,7 +183,8 @@ def main(fabric, checkpoint_dir: Path, out_dir: Path, lora: LoRAConfig, train: T
         save_hyperparameters(out_dir, lora, checkpoint_dir=checkpoint_dir, data_dir=data_dir, quantize=quantize,
                              precision=precision, train=asdict(train))
     start = time.perf_counter()
-    model = build_model(checkpoint_dir, lora, quantize, precision, fabric.device)
+    model = load_model(checkpoint_dir, fabric.device, quantize=quantize, compute_dtype=compute_dtype_for(precision),
+                       lora=lora)
     model.activation_checkpointing = train.activation_checkpointing and fabric.world_size == 1
     n_trainable = sum(p.numel() for p in trainable_parameters(model))
     n_total = sum(p.numel() for p in model.parameters())
@@ -210,8 +199,6 @@ def main(fabric, checkpoint_dir: Path, out_dir: Path, lora: LoRAConfig, train: T
     if fabric.global_rank == 0:
         state = {k: v.detach().float().cpu() for k, v in lora_state_dict(model).items()}
         # The final adapter is saved in float32 whatever the training precision.
-        from lit_sql.checkpoint import atomic_torch_save
-
         atomic_torch_save(state, out_dir / ADAPTER_FILE)
         plot = plot_history(history, out_dir / "loss.png")
         summary = {
