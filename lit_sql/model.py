@@ -113,6 +113,9 @@ class GPT(nn.Module):
             if input_pos is not None and T > 1 and start > 0:
                 mask = torch.ones(T, start + T, dtype=torch.bool, device=idx.device).tril(diagonal=start)
         x = self.wte(idx)  # (B, T, n_embd)
+        # Rotate in the activations' dtype (as the reference implementation does): a float32 table would turn
+        # every bf16 rotation into a float32 copy.
+        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
         for block in self.blocks:
             if self.activation_checkpointing and self.training:
                 # Recompute each block in backward instead of keeping its activations.
@@ -245,8 +248,8 @@ def llama3_scale_frequencies(inv_freq: torch.Tensor, factor: float, low_freq_fac
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate (B, nh, T, hs) by the position angles; computed in float32 for accuracy under bf16."""
+    """Rotate (B, nh, T, hs) by the position angles (cos and sin in x's dtype)."""
     half = x.shape[-1] // 2
     x1, x2 = x[..., :half], x[..., half:]
     rotated = torch.cat((-x2, x1), dim=-1)
-    return (x * cos + rotated * sin).to(x.dtype)
+    return x * cos + rotated * sin
