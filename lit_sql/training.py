@@ -230,7 +230,9 @@ def fit(
         micro_batches = [collate(batch, pad_id) for batch in samples]
         # Every labelled token counts the same, whichever micro-batch it falls in.
         n_tokens = sum(int((labels[:, 1:] != IGNORE_INDEX).sum()) for _, labels in micro_batches)
-        n_tokens = max(1, int(fabric.all_reduce(torch.tensor(n_tokens, device=fabric.device), reduce_op="sum")) // world)
+        # Each rank divides by the mean count per rank; DDP then averages the gradients: sum over all / total.
+        n_tokens = max(1.0, float(fabric.all_reduce(torch.tensor(float(n_tokens), device=fabric.device),
+                                                    reduce_op="sum")) / world)
         step_loss = 0.0
         for i, (input_ids, labels) in enumerate(micro_batches):
             input_ids, labels = fabric.to_device((input_ids, labels))

@@ -113,3 +113,22 @@ def test_bad_input_fails_before_training(tiny_run, tmp_path):
         assert result.returncode == 2, (flag, result.stderr[-1500:])
         assert message in result.stderr and "Traceback" not in result.stderr, (flag, result.stderr[-1500:])
         assert not (tmp_path / "out" / "checkpoints").exists()
+
+
+def test_ddp_on_two_cpu_processes_matches_one_process(tiny_run):
+    """Two ranks with half the micro-batch each compute the same update as one process (token-weighted loss,
+    gradients averaged by DDP)."""
+    root, checkpoint, data = tiny_run
+    args = ["--train.max_steps", "4", "--train.global_batch_size", "8", "--lora_dropout", "0", "--precision",
+            "32-true", "--accelerator", "cpu", "--train.eval_interval", "100"]
+    single = root / "single"
+    result = finetune(*common(checkpoint, data, single), *args, "--train.micro_batch_size", "4")
+    assert result.returncode == 0, result.stderr[-2000:]
+    ddp = root / "ddp"
+    result = finetune(*common(checkpoint, data, ddp), *args, "--train.micro_batch_size", "2", "--devices", "2",
+                      "--strategy", "ddp")
+    assert result.returncode == 0, result.stderr[-2000:]
+    a, b = torch.load(single / "adapter.pth"), torch.load(ddp / "adapter.pth")
+    assert set(a) == set(b)
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    assert any(a[k].abs().sum() > 0 for k in a if "lora_B" in k)  # training did move the adapter
