@@ -79,3 +79,68 @@ def base(
         print(f"{len(tokens)} tokens in {seconds:.2f} s: {len(tokens) / seconds:.1f} tokens/s "
               f"(prompt {len(prompt_ids)} tokens)", file=sys.stderr)
     return answers
+
+
+def lora(
+    prompt: str,
+    lora_path: Optional[Path] = None,
+    checkpoint_dir: Path = DEFAULT_CHECKPOINT,
+    schema: Optional[str] = None,
+    db: Optional[Path] = None,
+    evidence: Optional[str] = None,
+    quantize: Optional[str] = None,
+    max_new_tokens: int = 256,
+    temperature: float = 0.0,
+    top_k: Optional[int] = None,
+    top_p: float = 1.0,
+    seed: int = 1234,
+    precision: str = "32-true",
+    show_prompt: bool = False,
+) -> str:
+    """Write the SQL for a question with a fine-tuned adapter; prints the SQL only.
+
+    Args:
+        prompt: the question, e.g. "How many heads of the departments are older than 56?".
+        lora_path: output folder of finetune/lora.py; its LoRA settings are read from hyperparameters.yaml.
+            Without it the base model answers (for comparison).
+        checkpoint_dir: the base checkpoint the adapter was trained on.
+        schema: CREATE TABLE statements of the database.
+        db: a SQLite file; its schema is rendered as the training data's was (instead of --schema).
+        evidence: external knowledge for the question (BIRD-style hints).
+        quantize: load the frozen base quantized (bnb.nf4, ...); default: as it was trained.
+        max_new_tokens: most tokens to generate.
+        temperature: 0 is greedy decoding.
+        top_k: sample among the k most likely tokens only.
+        top_p: nucleus sampling threshold.
+        seed: random seed for sampling.
+        precision: 32-true, bf16-true or 16-true.
+        show_prompt: print the full prompt to stderr first.
+    """
+    from lit_sql.data.prompt import build_prompt
+    from lit_sql.errors import LitSQLError
+    from lit_sql.sql.extract import extract_sql
+
+    if (schema is None) == (db is None):
+        raise LitSQLError("pass the database's schema with exactly one of --schema \"CREATE TABLE ...\" or --db file.sqlite")
+    if db is not None:
+        from lit_sql.data.schema import render_schema
+
+        if not Path(db).is_file():
+            raise LitSQLError(f"--db {db}: no such file")
+        schema = render_schema(db)
+    sampling = SamplingConfig(temperature, top_k, top_p)
+    checkpoint_dir = ensure_checkpoint(checkpoint_dir)
+    style = load_prompt_style(checkpoint_dir)
+    tokenizer = Tokenizer(checkpoint_dir)
+    model = load_for_inference(checkpoint_dir, precision, quantize=quantize, lora_path=lora_path)
+    text = build_prompt(style, prompt, schema, evidence=evidence)
+    if show_prompt:
+        print(text, file=sys.stderr)
+    prompt_ids = tokenizer.encode(text)
+    start = time.perf_counter()
+    tokens = list(generate(model, prompt_ids, max_new_tokens, sampling, style.stop_tokens(tokenizer),
+                           torch.Generator().manual_seed(seed)))
+    sql = extract_sql(tokenizer.decode(tokens))
+    print(sql)
+    print(f"{len(tokens)} tokens in {time.perf_counter() - start:.2f} s", file=sys.stderr)
+    return sql

@@ -1,0 +1,153 @@
+"""LoRA fine-tuning throughput on CPU: lit_sql against litgpt and transformers+peft, side by side.
+
+    .venv/bin/python benchmarks/finetune.py            # writes benchmarks/results/finetune_cpu.json
+
+The same SmolLM2-135M-Instruct weights, the same micro-batches of Spider questions (prompt = schema +
+question in the chat template, answer-only labels, <= 256 tokens), LoRA r=8 alpha=16 on q and v, AdamW,
+one process each, alternating tools, 3 repetitions; tokens/s counts real tokens (no padding).
+Peers run from benchmarks/.venv-peers (created on first use; torch stays at 2.13.0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import statistics
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "benchmarks" / ".cache"
+PEERS_VENV = ROOT / "benchmarks" / ".venv-peers"
+SPIDER = ROOT.parent / "shared" / "data" / "spider-train"
+RUNNERS = ROOT / "benchmarks" / "_finetune_runners.py"
+
+
+def cpu_name() -> str:
+    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+        if line.startswith("Model name:"):
+            return f"{line.split(':', 1)[1].strip()}, {torch.get_num_threads()} cores"
+    return platform.processor()
+
+
+def ensure_peers() -> Path:
+    python = PEERS_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
+        pip = [str(python), "-m", "pip", "install", "-q"]
+        subprocess.run([*pip, "torch==2.13.0"], check=True)  # first, so nothing below replaces it
+        subprocess.run([*pip, "torch==2.13.0", "litgpt==0.5.13", "transformers==5.3.*", "peft==0.21.*"], check=True)
+    return python
+
+
+def spider_examples(tokenizer, style, max_len: int) -> list[dict]:
+    """Schema as CREATE TABLE lines from tables.json, the question, the gold SQL; answer-only labels."""
+    tables = {db["db_id"]: db for db in json.loads((SPIDER / "tables.json").read_text())}
+    examples = []
+    for ex in json.loads((SPIDER / "train.json").read_text()):
+        db = tables[ex["db_id"]]
+        columns: dict[int, list[str]] = {}
+        for (t, name), ctype in zip(db["column_names_original"], db["column_types"]):
+            if t >= 0:
+                columns.setdefault(t, []).append(f"{name} {ctype}")
+        schema = "\n".join(f"CREATE TABLE {tname} ({', '.join(columns.get(i, []))});"
+                           for i, tname in enumerate(db["table_names_original"]))
+        prompt = tokenizer.encode(style.apply(f"{schema}\n\nQuestion: {ex['question']}",
+                                              system="Answer with only the SQL query."))
+        answer = tokenizer.encode(ex["query"], bos=False, eos=True)
+        if len(prompt) + len(answer) <= max_len:
+            examples.append({"input_ids": prompt + answer, "labels": [-100] * len(prompt) + answer})
+    return examples
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--micro_batch_size", type=int, default=4)
+    p.add_argument("--precision", default="bf16-true", choices=["bf16-true", "32-true"])
+    p.add_argument("--tools", default="lit_sql,litgpt,transformers+peft")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "finetune_cpu.json"))
+    args = p.parse_args()
+
+    from lit_sql.checkpoint import EMBEDDED_REPO_ID, ensure_checkpoint
+    from lit_sql.export import export_hf
+    from lit_sql.prompts import load_prompt_style
+    from lit_sql.tokenizer import Tokenizer
+
+    checkpoint = ensure_checkpoint(ROOT / "checkpoints" / EMBEDDED_REPO_ID)
+    tools = args.tools.split(",")
+    hf_dir, litgpt_dir = CACHE / "hf", CACHE / "litgpt"
+    if not (hf_dir / "model.safetensors").exists():
+        export_hf(checkpoint, hf_dir, overwrite=True)
+    peers_python = ensure_peers() if set(tools) - {"lit_sql"} else None
+    if "litgpt" in tools and not (litgpt_dir / "lit_model.pth").exists():
+        litgpt_dir.mkdir(parents=True, exist_ok=True)
+        for f in hf_dir.iterdir():
+            (litgpt_dir / f.name).write_bytes(f.read_bytes())
+        subprocess.run([str(peers_python), "-c", "from pathlib import Path; "
+                        "from litgpt.scripts.convert_hf_checkpoint import convert_hf_checkpoint; "
+                        f"convert_hf_checkpoint(checkpoint_dir=Path('{litgpt_dir}'), model_name='SmolLM2-135M-Instruct')"],
+                       check=True)
+
+    tokenizer, style = Tokenizer(checkpoint), load_prompt_style(checkpoint)
+    examples = spider_examples(tokenizer, style, max_len=256)
+    random.Random(0).shuffle(examples)
+    n = args.micro_batch_size * (args.steps + args.warmup)
+    batches = [examples[i:i + args.micro_batch_size] for i in range(0, n, args.micro_batch_size)]
+    settings = {"r": 8, "alpha": 16, "dropout": 0.05, "lit_sql_targets": ["query", "value"],
+                "hf_targets": ["q_proj", "v_proj"]}
+    data = CACHE / "finetune_batches.pt"
+    torch.save({"batches": batches, "settings": settings}, data)
+
+    runs: dict[str, list[float]] = {t: [] for t in tools}
+    memory: dict[str, list[float]] = {t: [] for t in tools}
+    for rep in range(args.reps):
+        for tool in tools:  # alternate tools within each repetition: noise hits all alike
+            python = sys.executable if tool == "lit_sql" else str(peers_python)
+            cmd = [python, str(RUNNERS), "--runner", tool, "--data", str(data), "--precision", args.precision,
+                   "--warmup", str(args.warmup), "--checkpoint_dir", str(checkpoint), "--hf_dir", str(hf_dir),
+                   "--litgpt_dir", str(litgpt_dir)]
+            out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+            if out.returncode != 0:
+                raise SystemExit(f"{tool} failed:\n{out.stderr[-3000:]}")
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            runs[tool].append(round(result["tokens_per_s"], 1))
+            memory[tool].append(round(result["peak_rss_gib"], 3))
+            print(f"rep {rep + 1} {tool:18s} {result['tokens_per_s']:7.1f} tokens/s  peak RSS "
+                  f"{result['peak_rss_gib']:.2f} GiB", flush=True)
+
+    median = {t: statistics.median(v) for t, v in runs.items()}
+    peers = {t: median[t] for t in tools if t != "lit_sql"}
+    best_peer = max(peers.values()) if peers else None
+    report = {
+        "name": "finetune_cpu",
+        "date": date.today().isoformat(),
+        "device": cpu_name(),
+        "metric": "tokens/s (without padding)",
+        "higher_is_better": True,
+        "lit_sql": median.get("lit_sql"),
+        "peers": peers,
+        "ratio_vs_best_peer": round(median["lit_sql"] / best_peer, 2) if best_peer and "lit_sql" in median else None,
+        "peak_rss_gib": {t: statistics.median(v) for t, v in memory.items()},
+        "settings": {"model": "SmolLM2-135M-Instruct", "precision": args.precision, "lora": settings,
+                     "micro_batch_size": args.micro_batch_size, "max_seq_length": 256, "timed_steps": args.steps,
+                     "warmup_steps": args.warmup, "data": "Spider train (schema + question, answer-only loss)",
+                     "optimizer": "AdamW"},
+        "runs": runs,
+        "rerun": "python benchmarks/finetune.py",
+    }
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: report[k] for k in ("lit_sql", "peers", "ratio_vs_best_peer", "peak_rss_gib")}))
+    print(f"Wrote {args.out}. Rerun: .venv/bin/python benchmarks/finetune.py")
+
+
+if __name__ == "__main__":
+    main()
