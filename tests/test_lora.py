@@ -58,3 +58,17 @@ def test_adapter_for_another_model_is_refused():
     inject_lora(third, LoRAConfig(r=4, targets="value"))
     with pytest.raises(LitSQLError, match="does not fit this model"):
         load_lora_weights(model, lora_state_dict(third), source="adapter.pth")
+
+
+def test_lora_dropout_keeps_the_expected_share_and_scale():
+    from lit_sql.lora import LoRADropout
+
+    torch.manual_seed(0)
+    drop = LoRADropout(0.1)
+    x = torch.ones(400, 1000)
+    y = drop(x)
+    assert abs((y == 0).float().mean().item() - 0.1) < 0.005
+    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / 0.9))
+    assert abs(y.mean().item() - 1.0) < 0.01  # inverted dropout keeps the expectation
+    assert not torch.equal(drop(x), y)  # a new mask each call
+    assert torch.equal(drop.eval()(x), x)
