@@ -19,3 +19,6 @@ $(VENV)/.installed: pyproject.toml
 
 test: setup
 	$(PY) -m pytest -q
+
+demo: setup
+	$(VENV)/bin/lit-sql demo

@@ -25,9 +25,20 @@ def run_cli(fn: Callable[..., Any], args: list[str] | None = None) -> Any:
 
 def _commands() -> dict[str, Callable[..., Any]]:
     from lit_sql.cli.checkpoints import convert, download
-    from lit_sql.cli.generate import base
+    from lit_sql.cli.demo import demo
+    from lit_sql.cli.evaluate import sql
+    from lit_sql.cli.export import export, merge_lora
+    from lit_sql.cli.finetune import setup as finetune
+    from lit_sql.cli.generate import base, lora
 
-    return {"download": download, "convert": convert, "generate": base}
+    return {"demo": demo, "download": download, "convert": convert, "prepare": _prepare(), "finetune": finetune,
+            "generate": base, "generate-lora": lora, "eval": sql, "merge": merge_lora, "export": export}
+
+
+def _prepare():
+    from lit_sql.data.prepare import prepare
+
+    return prepare
 
 
 def main() -> None:

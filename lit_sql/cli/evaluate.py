@@ -1,0 +1,126 @@
+"""`eval/sql.py`: execution accuracy of a base or fine-tuned model on prepared test data."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Literal, Optional
+
+import torch
+
+from lit_sql.checkpoint import ensure_checkpoint
+from lit_sql.cli.generate import DEFAULT_CHECKPOINT
+from lit_sql.errors import LitSQLError
+from lit_sql.evaluate import EvalConfig, evaluate_examples, fix_errors, generate_sql, prompt_of, summarize, write_reports
+from lit_sql.generation import load_for_inference
+from lit_sql.prompts import load_prompt_style
+from lit_sql.tokenizer import Tokenizer
+
+
+def load_split(data_dir: Path, split: str, limit: Optional[int], seed: int) -> list[dict]:
+    path = Path(data_dir) / f"{split}.pt"
+    if not path.is_file():
+        raise LitSQLError(f"{path} not found: prepare the data with `python scripts/prepare_sql.py ...` "
+                          f"(or pass --data_dir / --split)")
+    examples = torch.load(path, weights_only=False)
+    if limit is not None and limit < len(examples):
+        # A fixed random subset, the same for every model evaluated with the same seed.
+        g = torch.Generator().manual_seed(seed)
+        keep = sorted(torch.randperm(len(examples), generator=g)[:limit].tolist())
+        examples = [examples[i] for i in keep]
+    return examples
+
+
+def run_model(name: str, checkpoint_dir: Path, lora_path: Optional[Path], examples: list[dict], cfg: EvalConfig,
+              precision: str, quantize: Optional[str], seed: int) -> tuple[list[dict], dict]:
+    style = load_prompt_style(checkpoint_dir)
+    tokenizer = Tokenizer(checkpoint_dir)
+    model = load_for_inference(checkpoint_dir, precision, quantize=quantize, lora_path=lora_path)
+    start = time.perf_counter()
+    candidates = generate_sql(model, tokenizer, style, [prompt_of(ex, style) for ex in examples], cfg, seed,
+                              desc=f"{name}: generating")
+    seconds = time.perf_counter() - start
+    records = evaluate_examples(examples, candidates, cfg)
+    if cfg.fix_errors:
+        fix_errors(model, tokenizer, style, examples, records, cfg)
+    summary = summarize(records, cfg.mode)
+    summary.update({"model": name, "generation_seconds": round(seconds, 1),
+                    "questions_per_minute": round(60 * len(examples) / max(seconds, 1e-9), 1),
+                    "num_samples": cfg.num_samples, "fix_errors": cfg.fix_errors})
+    print(f"{name}: execution accuracy {summary['execution_accuracy']:.1f}% ({cfg.mode}) on {len(records)} "
+          f"questions; executes {summary['executes']:.1f}%, exact match {summary['exact_match']:.1f}%", file=sys.stderr)
+    return records, summary
+
+
+def sql(
+    checkpoint_dir: Path = DEFAULT_CHECKPOINT,
+    lora_path: Optional[Path] = None,
+    data_dir: Path = Path("data/generated"),
+    split: str = "test",
+    limit: Optional[int] = 200,
+    compare: bool = False,
+    out_dir: Optional[Path] = None,
+    mode: Literal["testsuite", "bird"] = "testsuite",
+    num_samples: int = 1,
+    temperature: float = 0.7,
+    fix_errors: bool = False,
+    batch_size: int = 8,
+    max_new_tokens: int = 200,
+    timeout_s: float = 10.0,
+    workers: int = 2,
+    precision: str = "32-true",
+    quantize: Optional[str] = None,
+    seed: int = 1234,
+) -> dict:
+    """Execution accuracy on a prepared test split; with --compare, base and fine-tuned side by side.
+
+    Args:
+        checkpoint_dir: the base checkpoint.
+        lora_path: a finetune/lora.py output folder; without it the base model is evaluated.
+        data_dir: prepared data (scripts/prepare_sql.py).
+        split: test or train.
+        limit: evaluate a fixed random subset of this many questions (None: all).
+        compare: evaluate the base model too and report both with the questions that changed.
+        out_dir: where the reports go (default out/eval/<model>).
+        mode: testsuite (bag of rows; order only with ORDER BY; columns may be permuted) or bird (set, strict).
+        num_samples: sample this many candidates per question and vote by execution result.
+        temperature: sampling temperature when num_samples > 1.
+        fix_errors: give a failing query's SQLite error back to the model once.
+        batch_size: questions decoded together.
+        max_new_tokens: longest SQL generated.
+        timeout_s: per-query execution timeout.
+        workers: processes executing SQL.
+        precision: 32-true, bf16-true or 16-true for generation.
+        quantize: load the base quantized (bnb.nf4, ...).
+        seed: picks the subset and seeds sampling.
+    """
+    cfg = EvalConfig(mode=mode, num_samples=num_samples, temperature=temperature, max_new_tokens=max_new_tokens,
+                     batch_size=batch_size, fix_errors=fix_errors, timeout_s=timeout_s, workers=workers)
+    if compare and lora_path is None:
+        raise LitSQLError("--compare needs --lora_path (the fine-tuned adapter to compare with the base)")
+    checkpoint_dir = ensure_checkpoint(checkpoint_dir)
+    examples = load_split(data_dir, split, limit, seed)
+    runs = {}
+    if compare or lora_path is None:
+        runs["base"] = run_model("base", checkpoint_dir, None, examples, cfg, precision, quantize, seed)
+    if lora_path is not None:
+        runs["finetuned"] = run_model("finetuned", checkpoint_dir, lora_path, examples, cfg, precision, quantize, seed)
+    out_dir = Path(out_dir or Path("out/eval") / (Path(lora_path).name if lora_path else checkpoint_dir.name))
+    report = write_reports(out_dir, runs, title=f"Execution accuracy on {data_dir}/{split}.pt")
+    summary = {name: s for name, (_, s) in runs.items()}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    print_table(summary)
+    print(f"Report: {report}")
+    return summary
+
+
+def print_table(summary: dict[str, dict]) -> None:
+    names = list(summary)
+    rows = [("execution accuracy", "execution_accuracy"), ("  testsuite mode", "execution_accuracy_testsuite"),
+            ("  bird mode", "execution_accuracy_bird"), ("exact match", "exact_match"), ("executes", "executes"),
+            ("parses", "parses")]
+    print(f"{'':22s}" + "".join(f"{n:>12s}" for n in names))
+    for label, key in rows:
+        print(f"{label:22s}" + "".join(f"{summary[n][key]:11.1f}%" for n in names))

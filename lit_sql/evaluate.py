@@ -1,0 +1,274 @@
+"""Evaluation by execution accuracy: generate SQL for test questions, run it and the gold SQL on the real
+databases, compare the results, and report.
+
+Generation is batched (left-padded prompts decoded together). `num_samples > 1` samples several candidates
+per question and keeps the one whose result most candidates agree on (execution-guided voting, skipping
+candidates that fail). `fix_errors` shows the model its SQLite error once and asks for a corrected query.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+from tqdm import tqdm
+
+from lit_sql.errors import LitSQLError
+from lit_sql.generation import SamplingConfig, generate_batch
+
+MODES = ("testsuite", "bird")
+
+
+@dataclass
+class EvalConfig:
+    mode: str = "testsuite"  # how results are compared: testsuite (bag of rows) or bird (set, strict columns)
+    num_samples: int = 1  # >1: sample candidates and vote by execution result
+    temperature: float = 0.7  # for num_samples > 1 (greedy otherwise)
+    top_p: float = 0.95
+    max_new_tokens: int = 200
+    batch_size: int = 8
+    fix_errors: bool = False
+    timeout_s: float = 10.0
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise LitSQLError(f"--mode {self.mode!r} is not one of {', '.join(MODES)}")
+        if self.num_samples < 1 or self.batch_size < 1:
+            raise LitSQLError("--num_samples and --batch_size must be >= 1")
+
+
+# -------------------------------------------------------------------------------------------------------
+# Generation
+# -------------------------------------------------------------------------------------------------------
+def prompt_of(example: dict, style) -> str:
+    if example.get("prompt"):
+        return example["prompt"]
+    from lit_sql.data.prompt import build_prompt
+
+    return build_prompt(style, example["question"], example["schema"], evidence=example.get("evidence"))
+
+
+def generate_sql(model, tokenizer, style, prompts: Sequence[str], cfg: EvalConfig, seed: int = 1234,
+                 desc: str = "generating") -> list[list[str]]:
+    """`num_samples` SQL candidates per prompt (greedy when 1), in batches of similar length."""
+    from lit_sql.sql.extract import extract_sql
+
+    encoded = [tokenizer.encode(p) for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))  # similar lengths share a batch
+    sampling = SamplingConfig() if cfg.num_samples == 1 else SamplingConfig(cfg.temperature, None, cfg.top_p)
+    generator = torch.Generator().manual_seed(seed)
+    stops = style.stop_tokens(tokenizer)
+    per_batch = max(1, cfg.batch_size // cfg.num_samples)
+    out: list[list[str]] = [[] for _ in prompts]
+    with tqdm(total=len(prompts), desc=desc, unit="question", leave=False) as bar:
+        for start in range(0, len(order), per_batch):
+            rows = order[start:start + per_batch]
+            batch = [encoded[i] for i in rows for _ in range(cfg.num_samples)]
+            texts = generate_batch(model, batch, cfg.max_new_tokens, pad_id=tokenizer.eos_id, sampling=sampling,
+                                   stop_tokens=stops, generator=generator)
+            for j, i in enumerate(rows):
+                out[i] = [extract_sql(tokenizer.decode(t)) for t in texts[j * cfg.num_samples:(j + 1) * cfg.num_samples]]
+            bar.update(len(rows))
+    return out
+
+
+# -------------------------------------------------------------------------------------------------------
+# Execution and comparison
+# -------------------------------------------------------------------------------------------------------
+def databases_of(example: dict) -> list[str]:
+    """Where to run an example's SQL: its own database, or databases built from its CREATE TABLE context."""
+    if example.get("db_path"):
+        return [str(example["db_path"])]
+    if example.get("db_paths"):
+        return [str(p) for p in example["db_paths"]]
+    from lit_sql.sql.build_db import build_databases
+
+    return [str(p) for p in build_databases(example["schema"], example["sql"])]
+
+
+def result_key(result) -> Optional[tuple]:
+    """A hashable form of a result for voting (None for failures): rows as a sorted bag."""
+    if not result.ok:
+        return None
+    return tuple(sorted((tuple(map(repr, row)) for row in result.rows)))
+
+
+def evaluate_examples(examples: Sequence[dict], candidates: Sequence[Sequence[str]], cfg: EvalConfig) -> list[dict]:
+    """Execute gold and candidate SQL on each example's database(s) and compare; one record per example."""
+    from lit_sql.sql.compare import results_match
+    from lit_sql.sql.execute import execute_many
+    from lit_sql.sql.metrics import bleu, exact_match, parses, rouge_l
+
+    dbs = [databases_of(ex) for ex in examples]
+    jobs, index = [], []
+    for i, (ex, cands) in enumerate(zip(examples, candidates)):
+        for db in dbs[i]:
+            jobs.append((db, ex["sql"]))
+            index.append((i, db, None))
+            for c, sql in enumerate(cands):
+                jobs.append((db, sql))
+                index.append((i, db, c))
+    results = execute_many(jobs, timeout_s=cfg.timeout_s, num_workers=cfg.workers)
+    gold: dict[tuple[int, str], Any] = {}
+    pred: dict[tuple[int, str, int], Any] = {}
+    for (i, db, c), r in zip(index, results):
+        if c is None:
+            gold[i, db] = r
+        else:
+            pred[i, db, c] = r
+
+    records = []
+    for i, (ex, cands) in enumerate(zip(examples, candidates)):
+        first_db = dbs[i][0]
+        # Voting on the first database's results; failures never win.
+        keys = [result_key(pred[i, first_db, c]) for c in range(len(cands))]
+        votes = Counter(k for k in keys if k is not None)
+        chosen = keys.index(votes.most_common(1)[0][0]) if votes else 0
+        sql = cands[chosen] if cands else ""
+        gold_ok = all(gold[i, db].ok for db in dbs[i])
+        match = {m: gold_ok and all(results_match(gold[i, db], pred[i, db, chosen], m, ex["sql"]) for db in dbs[i])
+                 for m in MODES}
+        p, g = pred[i, first_db, chosen], gold[i, first_db]
+        records.append({
+            "question": ex["question"], "gold": ex["sql"], "prediction": sql, "db_id": ex.get("db_id"),
+            "difficulty": ex.get("difficulty") or "unknown",
+            "match": match[cfg.mode], "match_testsuite": match["testsuite"], "match_bird": match["bird"],
+            "gold_error": g.error, "pred_error": p.error, "executes": p.ok, "parses": parses(sql),
+            "exact_match": exact_match(sql, ex["sql"]), "bleu": bleu(sql, ex["sql"]), "rouge_l": rouge_l(sql, ex["sql"]),
+            "gold_rows": _preview(g), "pred_rows": _preview(p), "candidates": list(cands) if len(cands) > 1 else None,
+            "votes": votes.most_common(1)[0][1] if votes else 0,
+        })
+    return records
+
+
+def _preview(result, limit: int = 5) -> Optional[list]:
+    return [list(map(_jsonable, row)) for row in result.rows[:limit]] if result.ok else None
+
+
+def _jsonable(v):
+    return v if isinstance(v, (int, float, str)) or v is None else repr(v)
+
+
+def fix_errors(model, tokenizer, style, examples, records, cfg: EvalConfig) -> int:
+    """Give each failing prediction's SQLite error back to the model once; returns how many were retried."""
+    failing = [i for i, r in enumerate(records) if not r["executes"] and r["prediction"]]
+    if not failing:
+        return 0
+    from lit_sql.data.prompt import DEFAULT_SQL_SYSTEM_PROMPT, build_user_message
+
+    prompts = []
+    for i in failing:
+        ex, r = examples[i], records[i]
+        first = build_user_message(ex["question"], ex["schema"], ex.get("evidence"))
+        prompts.append(style.apply(f"That query failed in SQLite with: {r['pred_error']}\nWrite a corrected query.",
+                                   system=DEFAULT_SQL_SYSTEM_PROMPT, history=[(first, r["prediction"])]))
+    greedy = EvalConfig(**{**asdict(cfg), "num_samples": 1})
+    retried = generate_sql(model, tokenizer, style, prompts, greedy, desc="fixing errors")
+    new = evaluate_examples([examples[i] for i in failing], retried, greedy)
+    for i, rec in zip(failing, new):
+        rec["fixed_from"] = records[i]["prediction"]
+        records[i] = rec
+    return len(failing)
+
+
+# -------------------------------------------------------------------------------------------------------
+# Summaries and reports
+# -------------------------------------------------------------------------------------------------------
+def summarize(records: Sequence[dict], mode: str) -> dict:
+    n = len(records)
+
+    def rate(key: str, rows=records) -> float:
+        return round(100.0 * sum(bool(r[key]) for r in rows) / max(1, len(rows)), 2)
+
+    by = lambda field: {k: {"n": len(v), "accuracy": rate("match", v)}  # noqa: E731
+                        for k, v in sorted(_group(records, field).items())}
+    return {
+        "n": n, "mode": mode, "execution_accuracy": rate("match"),
+        "execution_accuracy_testsuite": rate("match_testsuite"), "execution_accuracy_bird": rate("match_bird"),
+        "exact_match": rate("exact_match"), "parses": rate("parses"), "executes": rate("executes"),
+        "bleu": round(100 * statistics.fmean([r["bleu"] for r in records]), 2) if records else 0.0,
+        "rouge_l": round(100 * statistics.fmean([r["rouge_l"] for r in records]), 2) if records else 0.0,
+        "gold_errors": sum(r["gold_error"] is not None for r in records),
+        "by_difficulty": by("difficulty"), "by_database": by("db_id"),
+    }
+
+
+def _group(records, field) -> dict[str, list[dict]]:
+    groups = defaultdict(list)
+    for r in records:
+        groups[str(r.get(field))].append(r)
+    return groups
+
+
+def write_reports(out_dir: Path, runs: dict[str, tuple[list[dict], dict]], title: str) -> Path:
+    """Per-run JSONL and summary JSON, one Markdown report for all runs, and a bar chart PNG."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, (records, summary) in runs.items():
+        with open(out_dir / f"{name}.jsonl", "w") as f:
+            for r in records:
+                f.write(json.dumps(r) + "\n")
+        (out_dir / f"{name}_summary.json").write_text(json.dumps(summary, indent=2))
+    chart = plot_accuracy(runs, out_dir / "accuracy.png")
+    lines = [f"# {title}", ""]
+    first = next(iter(runs.values()))[1]
+    lines += [f"Execution match mode: **{first['mode']}** (testsuite: bag of rows, order only when the gold query "
+              f"has ORDER BY, columns may be permuted; bird: set of rows, column order strict). "
+              f"{first['n']} questions.", ""]
+    metrics = ["execution_accuracy", "execution_accuracy_testsuite", "execution_accuracy_bird", "exact_match",
+               "parses", "executes", "bleu", "rouge_l"]
+    lines.append("| metric | " + " | ".join(runs) + " |")
+    lines.append("|---|" + "---|" * len(runs))
+    for m in metrics:
+        lines.append(f"| {m} | " + " | ".join(f"{s[m]:.1f}" for _, s in runs.values()) + " |")
+    lines += ["", "## By difficulty", "", "| difficulty | n | " + " | ".join(runs) + " |", "|---|---|" + "---|" * len(runs)]
+    for level in sorted({k for _, s in runs.values() for k in s["by_difficulty"]}):
+        n = next(s["by_difficulty"][level]["n"] for _, s in runs.values() if level in s["by_difficulty"])
+        cells = [f"{s['by_difficulty'].get(level, {}).get('accuracy', 0):.1f}" for _, s in runs.values()]
+        lines.append(f"| {level} | {n} | " + " | ".join(cells) + " |")
+    if len(runs) == 2:
+        (a_name, (a, _)), (b_name, (b, _)) = runs.items()
+        fixed = [(x, y) for x, y in zip(a, b) if not x["match"] and y["match"]]
+        broken = [(x, y) for x, y in zip(a, b) if x["match"] and not y["match"]]
+        lines += ["", f"## Questions that changed ({len(fixed)} now right, {len(broken)} now wrong)", ""]
+        for label, pairs in (("now right", fixed), ("now wrong", broken)):
+            for x, y in pairs[:15]:
+                lines += [f"- **{label}**: {x['question']}", f"  - gold: `{x['gold']}`",
+                          f"  - {a_name}: `{x['prediction']}`", f"  - {b_name}: `{y['prediction']}`"]
+    if chart:
+        lines += ["", f"![accuracy]({chart.name})"]
+    report = out_dir / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
+
+
+def plot_accuracy(runs: dict[str, tuple[list[dict], dict]], path: Path) -> Optional[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    levels = sorted({k for _, s in runs.values() for k in s["by_difficulty"]})
+    groups = ["all", *levels]
+    fig, ax = plt.subplots(figsize=(1.6 * len(groups) + 2, 4))
+    width = 0.8 / len(runs)
+    for j, (name, (_, s)) in enumerate(runs.items()):
+        values = [s["execution_accuracy"], *[s["by_difficulty"].get(g, {}).get("accuracy", 0) for g in levels]]
+        bars = ax.bar([i + j * width for i in range(len(groups))], values, width, label=name)
+        ax.bar_label(bars, fmt="%.0f", fontsize=8)
+    ax.set_xticks([i + width * (len(runs) - 1) / 2 for i in range(len(groups))], groups)
+    ax.set_ylabel(f"execution accuracy (%), {next(iter(runs.values()))[1]['mode']}")
+    ax.set_ylim(0, 105)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
