@@ -36,7 +36,7 @@ ADAPTER_FILE = "adapter.pth"
 class LoRAConfig:
     r: int = 16
     alpha: int = 32
-    dropout: float = 0.05
+    dropout: float = 0.0
     targets: list[str] = field(default_factory=lambda: ["all-linear"])
 
     def __post_init__(self) -> None:
@@ -75,8 +75,9 @@ class LoRALinear(nn.Module):
         self.dropout = LoRADropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # (x A^T) B^T: two thin matmuls, never the full (out, in) product.
-        return self.base(x) + (self.dropout(x) @ self.lora_A.t() @ self.lora_B.t()) * self.scaling
+        # (x A^T)(s B)^T: two thin matmuls, never the full (out, in) product; the scaling multiplies the small
+        # B matrix rather than the (batch, time, out) result.
+        return self.base(x) + self.dropout(x) @ self.lora_A.t() @ (self.lora_B * self.scaling).t()
 
     def delta_weight(self) -> torch.Tensor:
         return (self.lora_B.float() @ self.lora_A.float()) * self.scaling
@@ -110,7 +111,7 @@ class LoRADropout(nn.Module):
         n = x.numel()
         draws = torch.randint(-(2 ** 63), 2 ** 63 - 1, ((n + 3) // 4,), dtype=torch.int64)
         keep = draws.view(torch.int16)[:n].view(x.shape) >= self.threshold
-        return x * keep * (1.0 / (1.0 - self.p))
+        return torch.where(keep, x * (1.0 / (1.0 - self.p)), 0.0)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -166,7 +166,9 @@ class CausalSelfAttention(nn.Module):
             k, v = self.kv_cache(input_pos, k, v)  # (B, n_kv, input_pos + T, hs)
         # SDPA's own GQA support avoids materialising repeated key/value heads.
         gqa = self.n_kv != self.n_head
-        if mask is None and k.shape[2] == T:
+        if mask is None and k.shape[2] == T and 1 < T <= 1024 and x.device.type == "cpu" and torch.is_grad_enabled():
+            y = causal_attention_bmm(q, k, v)
+        elif mask is None and k.shape[2] == T:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, enable_gqa=gqa)
         else:
             # mask None here means one decode step (T == 1): it may see the whole cache.
@@ -219,6 +221,26 @@ class KVCache(nn.Module):
         self.k[:B, :, input_pos:end] = k
         self.v[:B, :, input_pos:end] = v
         return self.k[:B, :, :end], self.v[:B, :, :end]
+
+
+def causal_attention_bmm(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Causal attention as two batched matmuls, for training on CPU.
+
+    On CPU, the backward of SDPA's flash kernel is 2-3x slower than plain bmm + softmax at training lengths
+    (measured: 54 ms against 22 ms per layer for 8 x 230 tokens in bf16); the (T, T) scores it materialises are
+    small there. The query heads that share a key/value head are stacked along time, so keys and values are
+    never repeated. q: (B, nh, T, hs); k, v: (B, n_kv, T, hs) -> (B, nh, T, hs)
+    """
+    B, nh, T, hs = q.shape
+    n_kv = k.shape[1]
+    group = nh // n_kv
+    q = q.reshape(B * n_kv, group * T, hs)
+    k, v = k.reshape(B * n_kv, T, hs), v.reshape(B * n_kv, T, hs)
+    future = torch.full((T, T), float("-inf"), dtype=q.dtype, device=q.device).triu(1)
+    bias = future.expand(B * n_kv, group, T, T).reshape(B * n_kv, group * T, T)
+    scores = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=1.0 / math.sqrt(hs))  # (B*n_kv, group*T, T)
+    y = torch.bmm(scores.softmax(dim=-1), v)  # (B*n_kv, group*T, hs)
+    return y.view(B, nh, T, hs)
 
 
 def build_rope_cache(seq_len: int, n_elem: int, base: float, scaling: Optional[dict[str, float]],

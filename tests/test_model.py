@@ -107,3 +107,29 @@ def test_sequence_longer_than_max_seq_length_is_refused():
         model(torch.zeros(1, 17, dtype=torch.long))
     with pytest.raises(ValueError, match="context"):
         model.max_seq_length = 65
+
+
+def test_training_attention_path_matches_sdpa():
+    """The bmm attention used for CPU training gives SDPA's values and gradients."""
+    from lit_sql.model import causal_attention_bmm
+
+    torch.manual_seed(0)
+    q = torch.randn(2, 6, 17, 8, requires_grad=True)
+    k = torch.randn(2, 2, 17, 8, requires_grad=True)
+    v = torch.randn(2, 2, 17, 8, requires_grad=True)
+    ours = causal_attention_bmm(q, k, v)
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+    assert (ours - ref).abs().max() < 1e-5
+    g = torch.randn_like(ours)
+    grads = torch.autograd.grad(ours, (q, k, v), g)
+    ref_grads = torch.autograd.grad(ref, (q, k, v), g)
+    assert all((a - b).abs().max() < 1e-5 for a, b in zip(grads, ref_grads))
+
+
+def test_logits_with_grad_enabled_match_transformers():
+    model = random_model(LLAMA3_STYLE)
+    hf = hf_twin(model)
+    idx = torch.randint(0, LLAMA3_STYLE["vocab_size"], (2, 30))
+    ours = model(idx)  # grad enabled: the training attention path
+    with torch.no_grad():
+        assert (ours - hf(idx).logits).abs().max() < 1e-4

@@ -13,6 +13,7 @@ def run_cli(fn: Callable[..., Any], args: list[str] | None = None) -> Any:
     """Parse flags for `fn` with jsonargparse and run it; user errors end with one line, not a traceback."""
     from jsonargparse import CLI
 
+    args = _bare_bool_flags(fn, sys.argv[1:] if args is None else list(args))
     try:
         return CLI(fn, args=args, as_positional=False)
     except LitSQLError as e:
@@ -21,6 +22,19 @@ def run_cli(fn: Callable[..., Any], args: list[str] | None = None) -> Any:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+
+
+def _bare_bool_flags(fn: Callable[..., Any], args: list[str]) -> list[str]:
+    """Let `--quick` mean `--quick=true` for boolean flags, as users expect from other tools."""
+    import inspect
+
+    bools = {f"--{name}" for name, p in inspect.signature(fn).parameters.items() if p.annotation in (bool, "bool")}
+    out = []
+    for i, arg in enumerate(args):
+        follows = args[i + 1] if i + 1 < len(args) else None
+        bare = arg in bools and (follows is None or follows.startswith("--") or follows.lower() not in ("true", "false"))
+        out.append(f"{arg}=true" if bare else arg)
+    return out
 
 
 def _commands() -> dict[str, Callable[..., Any]]:

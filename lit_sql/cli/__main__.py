@@ -1,0 +1,3 @@
+from lit_sql.cli import main
+
+main()
