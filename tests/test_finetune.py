@@ -85,7 +85,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_run):
     root, checkpoint, data = tiny_run
     out = root / "nan"
     result = finetune(*common(checkpoint, data, out), "--train.max_steps", "30", "--train.save_interval", "1",
-                      "--train.learning_rate", "1e4", "--train.max_norm", "0", "--precision", "32-true")
+                      "--train.learning_rate", "1e30", "--train.max_norm", "0", "--precision", "32-true")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert ("loss became nan" in result.stderr or "weights overflowed" in result.stderr), result.stderr[-800:]
     assert "last good checkpoint is" in result.stderr

@@ -1,0 +1,291 @@
+"""Database schemas as the model sees them: CREATE TABLE statements (`ddl`) or one line per table (`compact`).
+
+A schema is read from a SQLite file (`PRAGMA table_info` and `foreign_key_list`, so every database renders in
+one normalised form whatever its original DDL looked like) or parsed from the CREATE TABLE text a dataset ships.
+`shorten_schema` makes a schema fit a token budget without looking at the gold SQL.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Literal, Optional, Sequence, Union
+
+SchemaFormat = Literal["ddl", "compact"]
+SCHEMA_FORMATS = ("ddl", "compact")
+
+_RESERVED = {"select", "from", "where", "group", "order", "by", "table", "index", "key", "limit", "join", "on", "as",
+             "and", "or", "not", "in", "is", "null", "values", "union", "all", "default", "check", "primary",
+             "foreign", "references", "create", "insert", "update", "delete", "having", "case", "when", "then",
+             "else", "end", "to", "from", "desc", "asc", "distinct", "between", "like", "exists", "unique", "set"}
+
+
+@dataclass
+class Column:
+    name: str
+    type: str = ""
+    primary_key: bool = False
+
+
+@dataclass
+class Table:
+    name: str
+    columns: list[Column] = field(default_factory=list)
+    # (columns, referenced table, referenced columns); referenced columns are empty when the DDL omits them
+    foreign_keys: list[tuple[list[str], str, list[str]]] = field(default_factory=list)
+    rows: list[tuple] = field(default_factory=list)  # sample rows, rendered as INSERT statements
+    ddl: Optional[str] = None  # the dataset's own CREATE TABLE text, kept verbatim when it has one
+    inserts: list[str] = field(default_factory=list)  # the dataset's own INSERT statements
+
+    @property
+    def primary_key(self) -> list[str]:
+        return [c.name for c in self.columns if c.primary_key]
+
+
+@dataclass
+class Schema:
+    tables: list[Table]
+
+    def render(self, format: SchemaFormat = "ddl", sample_rows: int = 0) -> str:
+        if format not in SCHEMA_FORMATS:
+            raise ValueError(f"schema format must be one of {SCHEMA_FORMATS}, got {format!r}")
+        render = _render_ddl if format == "ddl" else _render_compact
+        return "\n".join(render(t, sample_rows) for t in self.tables)
+
+    def without_rows(self) -> "Schema":
+        return Schema([replace(t, rows=[], inserts=[]) for t in self.tables])
+
+    def keep(self, names: Sequence[str]) -> "Schema":
+        keep = set(names)
+        return Schema([t for t in self.tables if t.name in keep])
+
+    @property
+    def has_rows(self) -> bool:
+        return any(t.rows or t.inserts for t in self.tables)
+
+
+# ---- reading -----------------------------------------------------------------------------------------------
+def connect_read_only(db_path: Union[str, Path]) -> sqlite3.Connection:
+    uri = Path(db_path).resolve().as_uri() + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    conn.text_factory = lambda b: b.decode("utf-8", errors="replace")  # a few Spider databases hold latin-1 text
+    return conn
+
+
+def read_schema(db_path: Union[str, Path], sample_rows: int = 0) -> Schema:
+    """The schema of a SQLite database, with `sample_rows` rows of every table."""
+    return _read_schema(str(Path(db_path).resolve()), sample_rows)
+
+
+@lru_cache(maxsize=512)
+def _read_schema(db_path: str, sample_rows: int) -> Schema:
+    conn = connect_read_only(db_path)
+    try:
+        return _schema_from_connection(conn, sample_rows)
+    finally:
+        conn.close()
+
+
+def _schema_from_connection(conn: sqlite3.Connection, sample_rows: int) -> Schema:
+    names = [r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY rowid")]
+    tables = []
+    for name in names:
+        info = conn.execute(f"PRAGMA table_info({quote(name)})").fetchall()
+        columns = [Column(c[1], (c[2] or "").strip().upper(), c[5] > 0) for c in info]
+        groups: dict[int, tuple[list[str], str, list[str]]] = {}
+        for fk in conn.execute(f"PRAGMA foreign_key_list({quote(name)})").fetchall():
+            cols, _, refs = groups.setdefault(fk[0], ([], fk[2], []))
+            cols.append(fk[3])
+            if fk[4]:
+                refs.append(fk[4])
+        rows = conn.execute(f"SELECT * FROM {quote(name)} LIMIT {int(sample_rows)}").fetchall() if sample_rows else []
+        tables.append(Table(name, columns, list(groups.values()), rows))
+    return Schema(tables)
+
+
+def schema_from_sql(text: str) -> Schema:
+    """A schema from the CREATE TABLE (and INSERT) statements a dataset ships as its context.
+
+    Each table keeps its statement verbatim for `ddl`; the statements are also run in an in-memory database to
+    learn columns and keys for `compact`. A statement SQLite cannot run still renders, as its own text."""
+    conn = sqlite3.connect(":memory:")
+    tables: dict[str, Table] = {}
+    for statement in split_statements(text):
+        match = re.match(r"create\s+(?:temp\w*\s+)?table\s+(?:if\s+not\s+exists\s+)?([`\"\[]?[\w.$ ]+?[`\"\]]?)\s*\(",
+                         statement, re.I)
+        if match:
+            name = match.group(1).strip("`\"[]")
+            try:
+                conn.execute(statement)
+                parsed = _schema_from_connection(conn, 0).tables
+                table = next((t for t in parsed if t.name.lower() == name.lower()), Table(name))
+            except sqlite3.Error:
+                table = Table(name)
+            table.ddl = statement.rstrip(";").strip() + ";"
+            tables[name.lower()] = table
+            continue
+        match = re.match(r"insert\s+into\s+([`\"\[]?[\w.$]+[`\"\]]?)", statement, re.I)
+        if match and match.group(1).strip("`\"[]").lower() in tables:
+            tables[match.group(1).strip("`\"[]").lower()].inserts.append(statement.rstrip(";").strip() + ";")
+        elif statement.strip():  # CREATE INDEX, views, ...: kept with the last table so that nothing is lost
+            if tables:
+                list(tables.values())[-1].inserts.append(statement.rstrip(";").strip() + ";")
+    conn.close()
+    return Schema(list(tables.values()))
+
+
+def split_statements(text: str) -> list[str]:
+    """SQL text cut at the semicolons that end statements (not those inside strings)."""
+    out, current = [], ""
+    for piece in text.split(";"):
+        current += piece + ";"
+        if sqlite3.complete_statement(current):
+            out.append(" ".join(current.split()) if "\n" not in current.strip() else current.strip())
+            current = ""
+    if current.strip(" ;\n\t"):
+        out.append(current.strip().rstrip(";"))
+    return [s for s in out if s.strip(" ;\n\t")]
+
+
+# ---- rendering ---------------------------------------------------------------------------------------------
+def quote(name: str) -> str:
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and name.lower() not in _RESERVED:
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, (bytes, bytearray)):
+        return "NULL"  # blobs say nothing a model can use
+    if isinstance(value, float):
+        return repr(round(value, 4))
+    if isinstance(value, int):
+        return str(value)
+    text = str(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _column_def(c: Column, single_pk: bool) -> str:
+    out = quote(c.name) + (f" {c.type}" if c.type else "")
+    return out + (" PRIMARY KEY" if c.primary_key and single_pk else "")
+
+
+def _fk_target(table: str, refs: list[str]) -> str:
+    return f"{quote(table)}({', '.join(map(quote, refs))})" if refs else quote(table)
+
+
+def _rows(t: Table, sample_rows: int) -> list[str]:
+    if t.inserts:  # a text source's own statements stay whole (shortening may drop them)
+        return list(t.inserts)
+    return [f"INSERT INTO {quote(t.name)} VALUES ({', '.join(map(literal, r))});" for r in t.rows[:sample_rows]]
+
+
+def _render_ddl(t: Table, sample_rows: int) -> str:
+    if t.ddl is not None:
+        return "\n".join([t.ddl, *_rows(t, sample_rows)])
+    single_pk = len(t.primary_key) == 1
+    lines = [_column_def(c, single_pk) for c in t.columns]
+    if len(t.primary_key) > 1:
+        lines.append(f"PRIMARY KEY ({', '.join(map(quote, t.primary_key))})")
+    for cols, table, refs in t.foreign_keys:
+        lines.append(f"FOREIGN KEY ({', '.join(map(quote, cols))}) REFERENCES {_fk_target(table, refs)}")
+    body = ",\n".join("  " + line for line in lines)
+    return "\n".join([f"CREATE TABLE {quote(t.name)} (\n{body}\n);", *_rows(t, sample_rows)])
+
+
+def _render_compact(t: Table, sample_rows: int) -> str:
+    if not t.columns:  # DDL SQLite could not run: the statement itself, on one line
+        line = " ".join((t.ddl or f"CREATE TABLE {t.name} ()").split())
+    else:
+        fks = {cols[0]: _fk_target(table, refs) for cols, table, refs in t.foreign_keys if len(cols) == 1}
+        parts = []
+        for c in t.columns:
+            part = quote(c.name) + (f" {c.type}" if c.type else "") + (" PK" if c.primary_key else "")
+            parts.append(part + (f" -> {fks[c.name]}" if c.name in fks else ""))
+        line = f"{quote(t.name)}({', '.join(parts)})"
+    rows = _rows(t, sample_rows)
+    if rows and not t.inserts:
+        line += "\n  rows: " + ", ".join(f"({', '.join(map(literal, r))})" for r in t.rows[:sample_rows])
+    elif rows:
+        line += "\n  " + "\n  ".join(" ".join(r.split()) for r in rows)
+    return line
+
+
+def render_schema(db_path: Union[str, Path], format: SchemaFormat = "ddl", sample_rows: int = 0) -> str:
+    """The schema of a SQLite database as CREATE TABLE statements (`ddl`) or one line per table (`compact`),
+    with foreign keys and, if asked, `sample_rows` rows of each table as INSERT statements."""
+    return read_schema(db_path, sample_rows).render(format, sample_rows)
+
+
+# ---- shortening ----------------------------------------------------------------------------------------------
+def _words(text: str) -> set[str]:
+    text = re.sub(r"([a-z])([A-Z])", r"\1 \2", text)
+    out = set()
+    for w in re.findall(r"[a-z0-9]+", text.lower()):
+        if len(w) > 3 and w.endswith("ies"):
+            w = w[:-3] + "y"
+        elif len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
+            w = w[:-1]
+        out.add(w)
+    return out
+
+
+def table_relevance(schema: Schema, question: str) -> dict[str, float]:
+    """How strongly each table relates to the question, by word overlap with its name and its columns.
+    Tables the question names get a large score, and so, a little, do the tables they have foreign keys with."""
+    q = _words(question)
+    scores = {}
+    for t in schema.tables:
+        name_hits = len(_words(t.name) & q)
+        column_hits = len(set().union(*(_words(c.name) for c in t.columns)) & q) if t.columns else 0
+        scores[t.name] = 10.0 * name_hits + column_hits
+    named = {n for n, s in scores.items() if s >= 10}
+    for t in schema.tables:  # keep the bridge tables that join named tables together
+        linked = {table for _, table, _ in t.foreign_keys}
+        if t.name in named:
+            for other in linked:
+                if other in scores:
+                    scores[other] += 0.5
+        elif linked & named:
+            scores[t.name] += 0.5 * len(linked & named)
+    return scores
+
+
+def shorten_schema(schema: Schema, question: str, fits: Callable[[Schema], bool]) -> tuple[Optional[Schema], list[str]]:
+    """The largest version of `schema` for which `fits` is true, and the steps taken; (None, steps) if none fits.
+
+    Never looks at the gold SQL (that would leak the answer): first the sample rows go, then whole tables, least
+    related to the question first. Tables whose name the question mentions are never dropped."""
+    steps = []
+    if fits(schema):
+        return schema, steps
+    if schema.has_rows:
+        schema = schema.without_rows()
+        steps.append("dropped sample rows")
+        if fits(schema):
+            return schema, steps
+    scores = table_relevance(schema, question)
+    order = {t.name: i for i, t in enumerate(schema.tables)}
+    droppable = [t.name for t in schema.tables if scores[t.name] < 10]
+    droppable.sort(key=lambda n: (scores[n], -order[n]))  # least related first, later tables before earlier
+    # Fewest dropped tables that fit: dropping more never makes a schema longer, so bisect.
+    lo, hi = 1, len(droppable)
+    best = None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        candidate = schema.keep([t.name for t in schema.tables if t.name not in set(droppable[:mid])])
+        if candidate.tables and fits(candidate):
+            best, hi = (mid, candidate), mid - 1
+        else:
+            lo = mid + 1
+    if best is None:
+        return None, steps
+    steps.append(f"dropped {best[0]} of {len(schema.tables)} tables")
+    return best[1], steps
