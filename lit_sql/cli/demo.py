@@ -19,7 +19,7 @@ from lit_sql.cli.generate import DEFAULT_CHECKPOINT
 
 # Sized for a 2-core CPU: the default run takes about 15 minutes, --quick about 3.
 SIZES = {
-    "default": dict(num_databases=50, num_questions=5000, eval_questions=100, steps=120, micro_batch_size=8,
+    "default": dict(num_databases=50, num_questions=5000, eval_questions=100, steps=80, micro_batch_size=8,
                     global_batch_size=16),
     "quick": dict(num_databases=12, num_questions=600, eval_questions=24, steps=25, micro_batch_size=8,
                   global_batch_size=8),
@@ -42,7 +42,7 @@ def demo(
         quick: a ~3 minute version (fewer databases, questions and steps) for tests.
         out_dir: data, adapter and reports go here.
         checkpoint_dir: the base model (default: the embedded SmolLM2-135M-Instruct).
-        steps: optimizer steps (default 120, quick 25). Scale up on a GPU.
+        steps: optimizer steps (default 80, quick 25). Scale up on a GPU.
         eval_questions: test questions evaluated before and after (default 100, quick 24).
         precision: training precision (default bf16-true on CPU, bf16-mixed on GPU).
         devices: training devices.
