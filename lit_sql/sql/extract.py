@@ -1,50 +1,84 @@
-"""Find the SQL in what a model wrote: plain SQL, fenced ```sql blocks, reasoning before the final query,
-explanations after it, and semicolons inside string literals."""
+"""Find the SQL in what a model wrote.
+
+The rule: the answer is the LAST query the model wrote, because models that reason write their final query
+last. That is the last fenced block that holds SQL (```sql, ```sqlite or an unlabelled fence) if there is
+one; otherwise the last query that starts a line or follows a label ("SQL:", "Answer:", "...is:"). The query
+runs to its first semicolon outside literals and comments, or, without one, to where prose resumes (a blank
+line, or a line that reads as a sentence). Returns "" when nothing looks like SQL, never a guess from prose.
+"""
 
 from __future__ import annotations
 
 import re
 
-_FENCE = re.compile(r"```[ \t]*(?:sql|sqlite)?[ \t]*\n?(.*?)(?:```|$)", re.IGNORECASE | re.DOTALL)
-_START = re.compile(r"(?im)^[ \t>*-]*(?:(?:final\s+)?(?:sql|query|answer)\s*:\s*)?((?:WITH|SELECT)\b)")
-_LABEL = re.compile(r"(?i)^\s*(?:final\s+)?(?:sql(?:\s+query)?|query|answer)\s*:\s*")
-_PROSE_AFTER = re.compile(r"(?im)^\s*(?:this query|the query|explanation|note|here|it |i |this |the above)")
+from lit_sql.sql.lexer import first_semicolon
+
+_FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n`]*\n?(.*?)(?:```|\Z)", re.DOTALL)
+_SQL_FENCE_LANGUAGES = {"", "sql", "sqlite", "mysql", "postgresql", "postgres", "tsql", "plsql"}
+# SELECT/WITH in upper or lower case: "Select the rows..." and "With this in mind..." are prose.
+_KEYWORD = r"(?:SELECT|select|WITH|with)\b"
+_LABEL = r"(?:(?:final\s+)?(?:sql(?:\s*query)?|query|answer)\s*:)"
+# Where a query may start: at a line start (after list or quote marks), after a label, or after a colon.
+_START = re.compile(rf"(?:^[ \t>*\-]*(?:(?i:{_LABEL})[ \t]*)?|(?i:{_LABEL})[ \t]*|:[ \t]+)({_KEYWORD})", re.MULTILINE)
+_WITH_CTE = re.compile(r"(?i)with\s+(?:recursive\s+)?[\w\"`\[\]]+\s*(?:\([^)]*\))?\s+as\s*\(")
+# A line that continues a query starts with a keyword, a name, a value or punctuation; one that starts with
+# a capitalised word followed by a lower-case one ("This query...", "Note that...") is prose, as is a
+# "Word:" heading or markdown emphasis/heading.
+_PROSE_LINE = re.compile(r"^\s*(?:[A-Z][a-z]+,? [a-z]|[A-Za-z][\w ]*:\s|\*\*|#)")
+_SQL_WORDS = {"select", "from", "where", "and", "or", "not", "group", "order", "having", "limit", "join",
+              "inner", "left", "right", "outer", "cross", "natural", "on", "union", "intersect", "except",
+              "with", "as", "case", "when", "then", "else", "end", "in", "between", "like", "is", "exists",
+              "distinct", "all", "by", "offset", "using", "cast", "desc", "asc", "values", "count", "sum",
+              "avg", "min", "max", "over", "partition", "window", "filter"}
 
 
 def extract_sql(text: str) -> str:
-    """The query in `text` (without a trailing semicolon), or "" when there is none."""
-    if not text:
+    """The final query in `text`, without a trailing semicolon, or "" when there is none."""
+    if not text or not text.strip():
         return ""
-    fenced = [b.strip() for b in _FENCE.findall(text) if b.strip()]
-    if fenced:
-        text = fenced[-1]  # models that reason first put the final answer last
-    else:
-        starts = [m.start(1) for m in _START.finditer(text)]
-        if starts:
-            text = text[starts[-1]:]
-        else:
-            text = _LABEL.sub("", text.strip())
-            if not re.match(r"(?i)\s*(WITH|SELECT)\b", text):
-                return ""
-    return _first_statement(text)
+    blocks = [body for lang, body in _FENCE.findall(text) if lang.lower() in _SQL_FENCE_LANGUAGES]
+    for body in reversed(blocks):  # the last block that holds a query
+        query = _last_query(body) or _unlabelled(body)
+        if query:
+            return query
+    return _last_query(text) or _unlabelled(text)
 
 
-def _first_statement(text: str) -> str:
-    """Up to the first semicolon outside quotes, or to where prose starts again."""
-    quote = None
-    for i, ch in enumerate(text):
-        if quote:
-            if ch == quote:
-                quote = None
-        elif ch in ("'", '"', "`"):
-            quote = ch
-        elif ch == ";":
-            return text[:i].strip()
-    # No semicolon: stop at a blank line or at a line that reads as an explanation.
-    text = re.split(r"\n\s*\n", text.strip(), maxsplit=1)[0]
-    lines = text.splitlines()
-    for n, line in enumerate(lines[1:], start=1):
-        if _PROSE_AFTER.match(line):
-            lines = lines[:n]
+def _last_query(text: str) -> str:
+    """The last query that starts at a line start or after a label, cut where it ends."""
+    best, end_of_best = "", -1
+    for match in _START.finditer(text):
+        start = match.start(1)
+        if start < end_of_best:
+            continue  # a SELECT inside the query found before (a subquery on its own line)
+        if match.group(1).lower() == "with" and not _WITH_CTE.match(text, start):
+            continue  # "with" that does not open a common table expression
+        query, length = _cut(text[start:])
+        if query:
+            best, end_of_best = query, start + length
+    return best
+
+
+def _unlabelled(text: str) -> str:
+    """A query with a capitalised keyword ("Select name FROM t"), accepted only right after a label: without
+    one, "Select the youngest singer..." is an instruction, not SQL."""
+    label = re.match(rf"(?i)\s*{_LABEL}\s*(?=(?:select|with)\b)", text)
+    return _cut(text[label.end():])[0] if label else ""
+
+
+def _cut(text: str) -> tuple[str, int]:
+    """The query at the start of `text` and how many characters of `text` it spans."""
+    end = first_semicolon(text)
+    if end >= 0:
+        return text[:end].strip(), end + 1
+    # No semicolon: stop at a blank line, or at the first line that reads as prose.
+    block = re.split(r"\n[ \t]*\n", text, maxsplit=1)[0]
+    lines = block.split("\n")
+    kept = lines[:1]
+    for line in lines[1:]:
+        first_word = line.strip().split(" ", 1)[0].lower()
+        if _PROSE_LINE.match(line) and first_word not in _SQL_WORDS:
             break
-    return "\n".join(lines).strip()
+        kept.append(line)
+    query = "\n".join(kept)
+    return query.strip(), len(query)
