@@ -1,4 +1,4 @@
-"""Prepare text-to-SQL data: python scripts/prepare_sql.py --dataset spider --data_path ../shared/data/spider-train"""
+"""Prepare text-to-SQL data: python scripts/prepare_sql.py --dataset spider --data_path path/to/spider"""
 
 from lit_sql.cli import run_cli
 from lit_sql.data.prepare import prepare

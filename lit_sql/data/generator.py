@@ -94,7 +94,27 @@ def parse_domain(text: str) -> list[Tab]:
     return tables
 
 
-def plural(word: str) -> str:
+def plural(label: str) -> str:
+    """"price" -> "prices", "weight in kilograms" -> "weights in kilograms", "years of experience" stays."""
+    head, sep, tail = (re.split(r"( in | of | per )", label, maxsplit=1) + ["", ""])[:3]
+    words = head.split()
+    if _is_plural(words[-1]):
+        return label
+    return " ".join(words[:-1] + [_plural_word(words[-1])]) + sep + tail
+
+
+def _is_plural(word: str) -> bool:
+    return word.endswith("s") and not word.endswith(("ss", "us", "is"))
+
+
+def a(label: str) -> str:
+    """The label with its article: "a price", "an age", "goals" (plural labels take none)."""
+    if _is_plural(label.split()[0]) or _is_plural(re.split(r" (?:in|of|per) ", label)[0].split()[-1]):
+        return label
+    return ("an " if label[0].lower() in "aeiou" else "a ") + label
+
+
+def _plural_word(word: str) -> str:
     if re.search(r"[^aeiou]y$", word):
         return word[:-1] + "ies"
     if re.search(r"(s|x|ch|sh)$", word):
@@ -287,19 +307,19 @@ class Asker:
                                                                               f"have {v} as their {label}"]
         v = self.threshold(t, c)
         if self.rng.random() < 0.5:
-            op, np_, vp = (">", [f"whose {label} is greater than {say(v)}", f"with a {label} above {say(v)}",
-                                 f"with a {label} of more than {say(v)}"],
-                           [f"have a {label} above {say(v)}", f"have a {label} greater than {say(v)}"])
+            op, np_, vp = (">", [f"whose {label} is greater than {say(v)}", f"with {a(label)} above {say(v)}",
+                                 f"with {a(label)} of more than {say(v)}"],
+                           [f"have {a(label)} above {say(v)}", f"have {a(label)} greater than {say(v)}"])
             if c.kind in TIME_KINDS:
-                np_, vp = [f"whose {label} is after {say(v)}", f"with a {label} later than {say(v)}"], \
-                          [f"have a {label} after {say(v)}"]
+                np_, vp = [f"whose {label} is after {say(v)}", f"with {a(label)} later than {say(v)}"], \
+                          [f"have {a(label)} after {say(v)}"]
         else:
-            op, np_, vp = ("<", [f"whose {label} is less than {say(v)}", f"with a {label} below {say(v)}",
-                                 f"with a {label} under {say(v)}"],
-                           [f"have a {label} below {say(v)}", f"have a {label} smaller than {say(v)}"])
+            op, np_, vp = ("<", [f"whose {label} is less than {say(v)}", f"with {a(label)} below {say(v)}",
+                                 f"with {a(label)} under {say(v)}"],
+                           [f"have {a(label)} below {say(v)}", f"have {a(label)} smaller than {say(v)}"])
             if c.kind in TIME_KINDS:
-                np_, vp = [f"whose {label} is before {say(v)}", f"with a {label} earlier than {say(v)}"], \
-                          [f"have a {label} before {say(v)}"]
+                np_, vp = [f"whose {label} is before {say(v)}", f"with {a(label)} earlier than {say(v)}"], \
+                          [f"have {a(label)} before {say(v)}"]
         return f"{col} {op} {sql_value(v)}", np_, vp
 
     def join(self) -> Optional[tuple[Tab, Col, Tab]]:
@@ -611,6 +631,25 @@ class Asker:
         return q, (f"SELECT T2.{p.name} FROM {self.on(child, fk, parent)} GROUP BY T1.{fk.name} "
                    f"HAVING count(*) >= {n}")
 
+    def join_ordered(self):
+        link = self.join()
+        if link is None or not self.cols(link[0], NUMBER_KINDS | TIME_KINDS):
+            return None
+        child, fk, parent = link
+        m = self.pick(self.cols(child, NUMBER_KINDS | TIME_KINDS))
+        c = self.shown(child, avoid=m)
+        cond = self.condition(parent, prefix="T2.")
+        if c is None or cond is None:
+            return None
+        about = f"{fk.rel} {parent.plural} {self.pick(cond[1])}"
+        desc = self.rng.random() < 0.6
+        order = "from highest to lowest" if desc else "from lowest to highest"
+        q = self.pick([f"List the {plural(c.label)} of the {child.plural} {about}, ordered by {m.label} {order}.",
+                       f"Show the {c.label} of each {child.singular} {about}, sorted by {m.label} "
+                       f"{'in descending order' if desc else 'in ascending order'}."])
+        return q, (f"SELECT T1.{c.name} FROM {self.on(child, fk, parent)} WHERE {cond[0]} ORDER BY T1.{m.name} "
+                   f"{'DESC' if desc else 'ASC'}")
+
     def above_average(self):
         t = self.pick([t for t in self.db.tables if self.cols(t, NUMBER_KINDS)])
         if t is None:
@@ -622,9 +661,9 @@ class Asker:
         above = self.rng.random() < 0.6
         word, op = ("above", ">") if above else ("below", "<")
         cp = plural(c.label)
-        q = self.pick([f"Which {t.plural} have a {m.label} {word} the average? List their {cp}.",
+        q = self.pick([f"Which {t.plural} have {a(m.label)} {word} the average? List their {cp}.",
                        f"List the {cp} of the {t.plural} whose {m.label} is {word} the average {m.label}.",
-                       f"Find the {cp} of all {t.plural} with a {m.label} {word} average."])
+                       f"Find the {cp} of all {t.plural} with {a(m.label)} {word} average."])
         return q, f"SELECT {c.name} FROM {t.name} WHERE {m.name} {op} (SELECT avg({m.name}) FROM {t.name})"
 
     def without_children(self):
@@ -676,7 +715,7 @@ class Asker:
         out = self.shown(t) or c
         q = self.pick([f"Which {t.plural} have '{word}' in their {c.label}? List their {plural(out.label)}.",
                        f"Find the {plural(out.label)} of the {t.plural} whose {c.label} contains '{word}'.",
-                       f"List the {plural(out.label)} of all {t.plural} with a {c.label} containing '{word}'."])
+                       f"List the {plural(out.label)} of all {t.plural} with {a(c.label)} containing '{word}'."])
         return q, f"SELECT {out.name} FROM {t.name} WHERE {c.name} LIKE '%{word}%'"
 
     def between(self):
@@ -689,19 +728,19 @@ class Asker:
         if c is None or lo == hi:
             return None
         q = self.pick([f"List the {plural(c.label)} of {t.plural} whose {m.label} is between {say(lo)} and {say(hi)}.",
-                       f"Which {t.plural} have a {m.label} between {say(lo)} and {say(hi)}? Give their "
+                       f"Which {t.plural} have {a(m.label)} between {say(lo)} and {say(hi)}? Give their "
                        f"{plural(c.label)}.",
-                       f"Find the {plural(c.label)} of the {t.plural} with a {m.label} from {say(lo)} to {say(hi)}."])
+                       f"Find the {plural(c.label)} of the {t.plural} with {a(m.label)} from {say(lo)} to {say(hi)}."])
         return q, f"SELECT {c.name} FROM {t.name} WHERE {m.name} BETWEEN {sql_value(lo)} AND {sql_value(hi)}"
 
 
 # pattern -> weight: tuned so that the levels come out near Spider's mix (about 1/4 easy, 2/5 medium)
 PATTERNS: dict[str, float] = {
-    "count_all": 0.5, "list_column": 0.6, "list_two": 0.8, "distinct": 0.8, "filtered": 2.5, "filtered_two": 1.3,
-    "aggregate": 1.0, "aggregate_filtered": 1.0, "ordered": 0.8, "superlative": 1.4, "group_count": 0.9,
-    "group_aggregate": 0.7, "group_having": 0.8, "group_superlative": 0.7, "join_list": 0.6, "join_filter": 1.6,
-    "join_group": 0.7, "join_superlative": 1.0, "above_average": 0.7, "without_children": 0.7,
-    "set_operation": 0.8, "like": 0.5, "between": 0.5,
+    "count_all": 0.3, "list_column": 0.4, "list_two": 0.7, "distinct": 0.5, "filtered": 1.6, "filtered_two": 1.4,
+    "aggregate": 0.6, "aggregate_filtered": 0.9, "ordered": 0.6, "superlative": 1.3, "group_count": 0.8,
+    "group_aggregate": 0.7, "group_having": 0.7, "group_superlative": 0.9, "join_list": 0.5, "join_filter": 1.6,
+    "join_group": 0.8, "join_superlative": 1.5, "above_average": 0.9, "without_children": 1.0,
+    "set_operation": 1.2, "like": 0.4, "between": 0.4, "join_ordered": 1.0,
 }
 
 
