@@ -29,7 +29,7 @@ def _count(node, root, kinds) -> int:
 
 
 def sql_difficulty(sql: str) -> Optional[str]:
-    """The level of `sql`, or None when it does not parse."""
+    """The level of `sql`, or None when it is not a query that parses."""
     import sqlglot
     from sqlglot import exp
 
@@ -43,8 +43,8 @@ def sql_difficulty(sql: str) -> Optional[str]:
         tree = tree.this
     if isinstance(tree, exp.Subquery):
         tree = tree.this
-    if not isinstance(tree, exp.Select):
-        return "extra"
+    if not isinstance(tree, exp.Select):  # not a query (an UPDATE, or words sqlglot read as an expression)
+        return None
     nested += sum(isinstance(n, (exp.Select, exp.SetOperation)) for n in tree.walk() if n is not tree
                   and not isinstance(n.parent, exp.SetOperation))
     where, having, group = tree.args.get("where"), tree.args.get("having"), tree.args.get("group")

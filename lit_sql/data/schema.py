@@ -287,5 +287,5 @@ def shorten_schema(schema: Schema, question: str, fits: Callable[[Schema], bool]
             lo = mid + 1
     if best is None:
         return None, steps
-    steps.append(f"dropped {best[0]} of {len(schema.tables)} tables")
+    steps.append("dropped tables")
     return best[1], steps
