@@ -1,0 +1,174 @@
+"""scripts/prepare_sql.py on every source, each from a small fixture in its real layout (and on the real Spider
+train split when it is on this machine): masking, EOS, splits, duplicates and rejects."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lit_sql.data.prepare import parse_mix, prepare
+from lit_sql.errors import LitSQLError
+from lit_sql.tokenizer import Tokenizer
+from tests.conftest import SPIDER_TRAIN, make_tiny_checkpoint
+
+FIXTURES = Path(__file__).parent / "fixtures" / "data"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    # the tiny tokenizer spends about one token per 2 characters: a long context keeps whole schemas
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"), block_size=4096)
+
+
+def run(checkpoint, tmp_path, **kwargs) -> tuple[list, list, dict, list]:
+    out = prepare(checkpoint_dir=checkpoint, out_dir=tmp_path / "out", max_seq_length=4096, **kwargs)
+    train = torch.load(out / "train.pt", weights_only=False)
+    test = torch.load(out / "test.pt", weights_only=False)
+    meta = json.loads((out / "meta.json").read_text())
+    rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
+    return train, test, meta, rejects
+
+
+def check_records(records, tokenizer, mask=True):
+    for r in records:
+        ids, labels = r["input_ids"], r["labels"]
+        assert ids.dtype == torch.long and labels.shape == ids.shape
+        n = r["prompt_length"]
+        assert ids[-1].item() == tokenizer.eos_id  # the EOS ends every answer
+        assert tokenizer.decode(ids[n:]).strip() == r["sql"]
+        assert tokenizer.decode(ids[:n], skip_special_tokens=False) == r["prompt"]
+        if mask:
+            assert (labels[:n] == -100).all() and torch.equal(labels[n:], ids[n:])
+        else:
+            assert torch.equal(labels, ids)
+        assert r["question"] in r["prompt"] and r["schema"] in r["prompt"]
+        assert r["difficulty"] in ("easy", "medium", "hard", "extra")
+
+
+def test_spider_layout_rejects_and_database_split(checkpoint, tmp_path):
+    train, test, meta, rejects = run(checkpoint, tmp_path, dataset="spider", data_path=FIXTURES / "spider",
+                                     split_by="database", test_split_fraction=0.3)
+    check_records(train + test, Tokenizer(checkpoint))
+    reasons = sorted(r["reason"].split(":")[0] for r in rejects)
+    assert reasons == ["SQL does not execute on school", "SQL does not parse", "missing field 'question'",
+                       "unknown database 'airport' (no database/airport/airport.sqlite under "
+                       f"{FIXTURES / 'spider'})"]
+    assert meta["counts"] == {"train": 3, "test": 4, "rejected": 4, "duplicates": 1, "shortened": 0} or \
+           meta["counts"] == {"train": 4, "test": 3, "rejected": 4, "duplicates": 1, "shortened": 0}
+    assert not {r["db_id"] for r in train} & {r["db_id"] for r in test}  # no test database seen in training
+    for r in train + test:
+        assert Path(r["db_path"]).is_absolute() and Path(r["db_path"]).is_file()
+        assert r["schema"].startswith("CREATE TABLE")
+    assert meta["tokenizer"] == Tokenizer(checkpoint).name and meta["prompt_style"] == "chatml"
+    assert meta["prompt_tokens"]["n"] == 7
+
+
+def test_bird_evidence_goes_into_the_prompt(checkpoint, tmp_path):
+    train, test, meta, rejects = run(checkpoint, tmp_path, dataset="bird", data_path=FIXTURES / "bird",
+                                     schema_format="compact", sample_rows=1, mask_prompt=False)
+    check_records(train + test, Tokenizer(checkpoint), mask=False)
+    big = next(r for r in train + test if r["question"].startswith("How many big"))
+    assert "Hint: big refers to amount > 10" in big["prompt"]
+    assert "customer(customer_id INT PK, name TEXT, city TEXT)\n  rows: (1, 'Omar Rossi', 'Lyon')" in big["schema"]
+    assert [r["reason"] for r in rejects] == ["field 'evidence' is not text (int)"]
+
+
+def test_sql_create_context_local_copy(checkpoint, tmp_path):
+    train, test, meta, rejects = run(checkpoint, tmp_path, dataset="sql-create-context",
+                                     data_path=FIXTURES / "sql_create_context.json", test_split_fraction=0.34)
+    check_records(train + test, Tokenizer(checkpoint))
+    assert len(train) + len(test) == 3 and len(test) == 1
+    assert meta["counts"]["duplicates"] == 1
+    assert sorted(r["reason"].split(":")[0] for r in rejects) == [
+        "SQL does not parse", "field 'question' is not text (int)", "missing field 'answer'"]
+    assert any(r["schema"] == "CREATE TABLE singer (name VARCHAR, country VARCHAR);" for r in train + test)
+
+
+def test_synthetic_text_to_sql(checkpoint, tmp_path):
+    train, test, meta, rejects = run(checkpoint, tmp_path, dataset="synthetic-text-to-sql",
+                                     data_path=FIXTURES / "synthetic_text_to_sql.jsonl")
+    assert len(train) == 4 and len(test) == 1 and not rejects  # the default 80/20 split
+    check_records([r for r in train + test if r["difficulty"]], Tokenizer(checkpoint))
+    sales = next(r for r in train + test if "revenue" in r["question"])
+    assert "INSERT INTO sales VALUES" in sales["schema"] and sales["extra"]["domain"] == "retail"
+    assert sales["sql"] == "SELECT SUM(amount) FROM sales WHERE year = 2022"
+
+
+@pytest.mark.parametrize("name, keys, n, reasons", [
+    ("alpaca.json", {}, 2, []),
+    ("messages.jsonl", {}, 1, ["invalid UTF-8 in field 'content'", "messages hold no user turn and assistant turn"]),
+    ("custom.csv", {"question_key": "q", "context_key": "ddl", "sql_key": "gold"}, 2, ["empty field 'gold'"]),
+])
+def test_json_formats(checkpoint, tmp_path, name, keys, n, reasons):
+    train, test, meta, rejects = run(checkpoint, tmp_path, dataset="json", data_path=FIXTURES / name,
+                                     test_split_fraction=0.0, **keys)
+    assert len(train) == n and not test
+    check_records(train, Tokenizer(checkpoint))
+    assert sorted(r["reason"] for r in rejects) == sorted(reasons)
+    if name == "messages.jsonl":  # the CREATE TABLE in the user turn becomes the schema
+        assert train[0]["schema"] == "CREATE TABLE city (name TEXT, population INTEGER);"
+        assert train[0]["question"] == "Which city has the largest population?"
+
+
+def test_generated_and_mix(checkpoint, tmp_path):
+    train, test, meta, rejects = run(checkpoint, tmp_path, mix=f"generated:0.5,spider@{FIXTURES / 'spider'}:2",
+                                     num_databases=3, num_questions=60, test_split_fraction=0.2)
+    sources = meta["sources"]
+    assert sources["generated"]["train"] == 48 and sources["spider"]["train"] == 6
+    assert sum(r["source"] == "generated" for r in train) == 24  # a seeded half
+    assert sum(r["source"] == "spider" for r in train) == 12  # each twice
+    assert len(test) == 12 + 1
+    assert (tmp_path / "out" / "database" / "library_1" / "library_1.sqlite").is_file()
+    check_records(train[:10], Tokenizer(checkpoint))
+
+
+def test_too_long_is_shortened_then_rejected(checkpoint, tmp_path):
+    out = prepare(dataset="spider", data_path=FIXTURES / "spider", checkpoint_dir=checkpoint, out_dir=tmp_path,
+                  max_seq_length=310, test_split_fraction=0.0, sample_rows=3)
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["counts"]["shortened"] > 0 and meta["rejects_by_reason"].get("too long", 0) > 0
+    train = torch.load(out / "train.pt", weights_only=False)
+    assert all(len(r["input_ids"]) <= 310 and r["input_ids"][-1] == 2 for r in train)
+
+
+def test_strict_and_bad_flags(checkpoint, tmp_path):
+    with pytest.raises(LitSQLError, match="--strict: 4 rows rejected"):
+        prepare(dataset="spider", data_path=FIXTURES / "spider", checkpoint_dir=checkpoint, out_dir=tmp_path,
+                strict=True, max_seq_length=4096)
+    with pytest.raises(LitSQLError, match="pass --data_path"):
+        prepare(dataset="spider", checkpoint_dir=checkpoint, out_dir=tmp_path)
+    with pytest.raises(LitSQLError, match="does not exist"):
+        prepare(dataset="bird", data_path=tmp_path / "nowhere", checkpoint_dir=checkpoint, out_dir=tmp_path)
+    with pytest.raises(LitSQLError, match="longer than the model's context"):
+        prepare(checkpoint_dir=checkpoint, out_dir=tmp_path, max_seq_length=10_000)
+    with pytest.raises(LitSQLError, match="unknown source 'spyder'"):
+        parse_mix("spyder:1", "generated", None)
+
+
+def test_unreachable_hub_fails_at_once(checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(LitSQLError, match="pass the local copy .* with --data_path"):
+        prepare(dataset="sql-create-context", checkpoint_dir=checkpoint, out_dir=tmp_path)
+
+
+def test_cli_prints_error_without_traceback(checkpoint, tmp_path):
+    result = subprocess.run([sys.executable, "scripts/prepare_sql.py", "--dataset", "spider", "--checkpoint_dir",
+                             str(checkpoint), "--out_dir", str(tmp_path)], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: spider needs its data") and "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(not SPIDER_TRAIN.is_dir(), reason="the real Spider train split is not on this machine")
+def test_real_spider_sample(checkpoint, tmp_path):
+    train, test, meta, rejects = run(checkpoint, tmp_path, dataset="spider", data_path=SPIDER_TRAIN,
+                                     split_by="database", max_examples=300)
+    assert len(train) + len(test) + meta["counts"]["duplicates"] + len(rejects) == 300
+    assert not {r["db_id"] for r in train} & {r["db_id"] for r in test}
+    assert all(r["reason"].startswith(("SQL does not execute", "too long")) for r in rejects)
+    check_records(train[:50] + test[:20], Tokenizer(checkpoint))
