@@ -77,7 +77,12 @@ def connect_read_only(db_path: Union[str, Path]) -> sqlite3.Connection:
 
 def read_schema(db_path: Union[str, Path], sample_rows: int = 0) -> Schema:
     """The schema of a SQLite database, with `sample_rows` rows of every table."""
-    return _read_schema(str(Path(db_path).resolve()), sample_rows)
+    return _read_schema(_resolved(str(db_path)), sample_rows)
+
+
+@lru_cache(maxsize=4096)
+def _resolved(db_path: str) -> str:
+    return str(Path(db_path).resolve())
 
 
 @lru_cache(maxsize=512)
