@@ -19,7 +19,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Optional, Union
 
 from tqdm import tqdm
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import sqlite3
 import statistics
 import sys
 import time
@@ -24,7 +23,7 @@ from tqdm import tqdm
 
 from lit_sql.data.difficulty import sql_difficulty
 from lit_sql.data.prompt import DEFAULT_SQL_SYSTEM_PROMPT, QUESTION_HEADING, build_prompt
-from lit_sql.data.schema import SCHEMA_FORMATS, Schema, connect_read_only, read_schema, shorten_schema
+from lit_sql.data.schema import SCHEMA_FORMATS, Schema, read_schema, shorten_schema
 from lit_sql.data.sources import SOURCES, SQLExample, load_source, reject
 from lit_sql.errors import LitSQLError
 
@@ -74,29 +73,26 @@ def normalize_sql(sql: str) -> str:
 
 
 def check_sql(examples: list[SQLExample], source: str) -> tuple[list[SQLExample], list[dict]]:
-    """Gold SQL that does not parse (sqlglot, SQLite dialect) or does not run on its database is rejected.
-    Sources without a database get a lenient parse: SQLite first, then sqlglot's generic dialect."""
+    """Gold SQL that does not parse (sqlglot, SQLite dialect) or does not run on its database (in the sandbox of
+    `lit_sql.sql.execute`) is rejected. Sources without a database get a lenient parse: SQLite first, then
+    sqlglot's generic dialect."""
     import sqlglot
 
-    kept, rejects, connections = [], [], {}
-    try:
-        for ex in tqdm(examples, desc=f"checking {source} SQL", unit="query", mininterval=0.5, leave=False):
-            if ex.verified:
-                kept.append(ex)
-                continue
-            problem = _parse_problem(sqlglot, ex.sql, lenient=ex.db_path is None)
-            if problem is None and ex.db_path is not None:
-                if ex.db_path not in connections:
-                    connections[ex.db_path] = connect_read_only(ex.db_path)
-                problem = _execution_problem(connections[ex.db_path], ex.sql)
-                problem = problem and f"SQL does not execute on {ex.db_id}: {problem}"
-            if problem:
-                rejects.append(reject(source, ex.index, problem, question=ex.question, sql=ex.sql, db_id=ex.db_id))
-            else:
-                kept.append(ex)
-    finally:
-        for conn in connections.values():
-            conn.close()
+    from lit_sql.sql.execute import execute_sql
+
+    kept, rejects = [], []
+    for ex in tqdm(examples, desc=f"checking {source} SQL", unit="query", mininterval=0.5, leave=False):
+        if ex.verified:
+            kept.append(ex)
+            continue
+        problem = _parse_problem(sqlglot, ex.sql, lenient=ex.db_path is None)
+        if problem is None and ex.db_path is not None:
+            result = execute_sql(ex.db_path, ex.sql, timeout_s=EXECUTION_TIMEOUT_S)
+            problem = result.error and f"SQL does not execute on {ex.db_id}: {result.error}"
+        if problem:
+            rejects.append(reject(source, ex.index, problem, question=ex.question, sql=ex.sql, db_id=ex.db_id))
+        else:
+            kept.append(ex)
     return kept, rejects
 
 
@@ -104,24 +100,13 @@ def _parse_problem(sqlglot, sql: str, lenient: bool) -> Optional[str]:
     error = None
     for dialect in ("sqlite", None) if lenient else ("sqlite",):
         try:
-            if sqlglot.parse(sql, read=dialect) and sqlglot.parse(sql, read=dialect)[0] is not None:
+            statements = sqlglot.parse(sql, read=dialect)
+            if statements and statements[0] is not None:
                 return None
             error = "empty statement"
         except sqlglot.errors.SqlglotError as e:
             error = error or " ".join(str(e).split())[:200]
     return f"SQL does not parse: {error}"
-
-
-def _execution_problem(conn: sqlite3.Connection, sql: str) -> Optional[str]:
-    deadline = time.monotonic() + EXECUTION_TIMEOUT_S
-    conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
-    try:
-        conn.execute(sql).fetchmany(100_000)
-        return None
-    except sqlite3.OperationalError as e:
-        return f"timed out after {EXECUTION_TIMEOUT_S:.0f} s" if "interrupted" in str(e) else str(e)
-    except (sqlite3.Error, sqlite3.Warning, ValueError, OverflowError) as e:
-        return f"{type(e).__name__}: {e}"
 
 
 def drop_duplicates(examples: list[SQLExample]) -> tuple[list[SQLExample], int]:
