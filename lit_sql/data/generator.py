@@ -593,27 +593,25 @@ class Asker:
                        f"Show the {c.label} of each {child.singular} {about}."])
         return q, f"SELECT T1.{c.name} FROM {self.on(child, fk, parent)} WHERE {where}"
 
-    def join_group(self):
+    def named_join(self) -> Optional[tuple[Tab, Col, Tab, Col]]:
+        """A join whose parent has a name column to show."""
         link = self.join()
-        if link is None:
+        name = self.name_col(link[2]) if link else None
+        return (*link, name) if name is not None else None
+
+    def join_group(self):
+        if (found := self.named_join()) is None:
             return None
-        child, fk, parent = link
-        p = self.name_col(parent)
-        if p is None:
-            return None
+        child, fk, parent, p = found
         q = self.pick([f"For each {parent.singular}, list its {p.label} and the number of {child.plural}.",
                        f"How many {child.plural} does each {parent.singular} have? Show the {p.label} and the count.",
                        f"Show the {p.label} of every {parent.singular} along with how many {child.plural} it has."])
         return q, f"SELECT T2.{p.name}, count(*) FROM {self.on(child, fk, parent)} GROUP BY T1.{fk.name}"
 
     def join_superlative(self):
-        link = self.join()
-        if link is None:
+        if (found := self.named_join()) is None:
             return None
-        child, fk, parent = link
-        p = self.name_col(parent)
-        if p is None:
-            return None
+        child, fk, parent, p = found
         top = self.run(f"SELECT count(*) FROM {child.name} GROUP BY {fk.name} ORDER BY count(*) DESC LIMIT 2")
         if len(top) < 2 or top[0][0] == top[1][0]:
             return None
