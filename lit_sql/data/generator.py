@@ -528,6 +528,7 @@ class Asker:
         if len(counts) < 2:
             return None
         n = counts[len(counts) // 2 - 1] if self.rng.random() < 0.5 else counts[len(counts) // 2]
+        n = max(n, 2)  # "more than 1 lines" reads badly
         gp = plural(g.label)
         if self.rng.random() < 0.5:
             q = self.pick([f"Which {gp} have more than {n} {t.plural}?", f"List the {gp} with more than {n} {t.plural}.",
@@ -622,7 +623,7 @@ class Asker:
             return q, (f"SELECT T2.{p.name} FROM {self.on(child, fk, parent)} GROUP BY T1.{fk.name} "
                        f"ORDER BY count(*) DESC LIMIT 1")
         counts = sorted(r[0] for r in self.run(f"SELECT count(*) FROM {child.name} GROUP BY {fk.name}"))
-        n = counts[len(counts) // 2]
+        n = max(counts[len(counts) // 2], 2)
         q = self.pick([f"Which {parent.plural} have at least {n} {child.plural}? List their {plural(p.label)}.",
                        f"Find the {plural(p.label)} of the {parent.plural} with {n} or more {child.plural}.",
                        f"What are the {plural(p.label)} of {parent.plural} that have at least {n} {child.plural}?"])
