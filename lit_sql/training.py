@@ -24,6 +24,7 @@ from lit_sql.errors import LitSQLError
 
 CHECKPOINT_DIR = "checkpoints"
 IGNORE_INDEX = -100
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 @dataclass
@@ -38,6 +39,11 @@ class TrainArgs:
     warmup_steps: int = 10
     epochs: int = 1
     max_steps: Optional[int] = None  # optimizer steps; overrides epochs
+    # A time budget: stop after this many minutes, with the cosine schedule following the time spent instead
+    # of the steps. `clock` is wall time, or this process's CPU time ("cpu"), which keeps budgets comparable
+    # on a machine shared with other jobs.
+    max_minutes: Optional[float] = None
+    clock: str = "wall"  # wall | cpu
     max_norm: float = 1.0
     optimizer: str = "adamw"  # adamw | adamw8bit | paged_adamw
     log_interval: int = 1
@@ -55,6 +61,10 @@ class TrainArgs:
             raise LitSQLError(f"--optimizer {self.optimizer!r} is not one of adamw, adamw8bit, paged_adamw")
         if self.learning_rate <= 0:
             raise LitSQLError(f"--learning_rate must be > 0, got {self.learning_rate}")
+        if self.clock not in CLOCKS:
+            raise LitSQLError(f"--clock {self.clock!r} is not one of {', '.join(CLOCKS)}")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise LitSQLError(f"--max_minutes must be > 0, got {self.max_minutes}")
 
     def accumulation_steps(self, world_size: int) -> int:
         per_rank = self.global_batch_size // world_size
@@ -127,11 +137,15 @@ def make_optimizer(params, args: TrainArgs) -> torch.optim.Optimizer:
     return cls(params, lr=args.learning_rate, weight_decay=args.weight_decay, betas=(0.9, 0.95))
 
 
-def lr_at(step: int, args: TrainArgs, total_steps: int) -> float:
-    """Linear warmup to learning_rate, then cosine decay to learning_rate * min_lr_ratio."""
+def lr_at(step: int, args: TrainArgs, total_steps: int, time_used: Optional[float] = None) -> float:
+    """Linear warmup to learning_rate, then cosine decay to learning_rate * min_lr_ratio: over the steps, or
+    over the time budget when `time_used` (the fraction of --max_minutes spent) is given."""
     if step < args.warmup_steps:
         return args.learning_rate * (step + 1) / args.warmup_steps
-    progress = min(1.0, (step - args.warmup_steps) / max(1, total_steps - args.warmup_steps))
+    if time_used is not None:
+        progress = min(1.0, time_used)
+    else:
+        progress = min(1.0, (step - args.warmup_steps) / max(1, total_steps - args.warmup_steps))
     floor = args.learning_rate * args.min_lr_ratio
     return floor + (args.learning_rate - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
@@ -189,8 +203,13 @@ def fit(
     batches_per_epoch = max(1, rank_share // args.micro_batch_size)
     steps_per_epoch = max(1, batches_per_epoch // accumulation)
     total_steps = args.max_steps or steps_per_epoch * args.epochs
+    if args.max_minutes is not None and args.max_steps is None:
+        total_steps = math.inf  # the time budget alone ends the run
     history = History([], [], [], [])
-    state: dict[str, Any] = {"model": model, "optimizer": optimizer, "step": 0, "history": asdict(history)}
+    # "seconds": training time spent so far on the budget's clock, kept in checkpoints so a resumed run
+    # continues the same time budget.
+    state: dict[str, Any] = {"model": model, "optimizer": optimizer, "step": 0, "history": asdict(history),
+                             "seconds": 0.0}
 
     if resume is not None:
         extra = fabric.load(resume, state, strict=False)
@@ -215,14 +234,27 @@ def fit(
     if fabric.global_rank == 0:
         from tqdm import tqdm
 
-        progress = tqdm(total=total_steps, initial=state["step"], desc="fine-tuning", unit="step", dynamic_ncols=True)
+        progress = tqdm(total=None if total_steps == math.inf else total_steps, initial=state["step"], desc="fine-tuning", unit="step", dynamic_ncols=True)
     tokens_seen, window_start = 0, time.perf_counter()
     last_good = latest_checkpoint(out_dir)
     trainable = [p for p in model.parameters() if p.requires_grad]
     model.train()
+    clock = CLOCKS[args.clock]
+    budget = None if args.max_minutes is None else 60.0 * args.max_minutes
+    clock_start, seconds_before = clock(), float(state.get("seconds", 0.0))
+
+    def seconds_spent() -> float:
+        return seconds_before + clock() - clock_start
+
+    def out_of_time() -> bool:
+        if budget is None:
+            return False
+        # Rank 0 decides, so every rank stops at the same step.
+        return bool(fabric.broadcast(seconds_spent() >= budget, src=0))
+
     while state["step"] < total_steps:
         step = state["step"]
-        lr = lr_at(step, args, total_steps)
+        lr = lr_at(step, args, total_steps, None if budget is None else seconds_spent() / budget)
         for group in optimizer.param_groups:
             group["lr"] = lr
         samples = [next(stream) for _ in range(accumulation)]
@@ -251,6 +283,7 @@ def fit(
         if not all(bool(torch.isfinite(p).all()) for p in trainable):
             raise diverged("the weights overflowed", step + 1, last_good)
         state["step"] = step = step + 1
+        state["seconds"] = seconds_spent()
         history.steps.append(step)
         history.train_loss.append(step_loss)
 
@@ -258,13 +291,14 @@ def fit(
             elapsed = time.perf_counter() - window_start
             rate = tokens_seen * world / max(elapsed, 1e-9)
             fabric.log_dict({"train_loss": step_loss, "lr": lr, "tokens_per_s": rate}, step=step)
-            if progress:
+            if progress is not None:
                 progress.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{rate:.0f}", lr=f"{lr:.1e}")
             tokens_seen, window_start = 0, time.perf_counter()
-        if progress:
+        if progress is not None:
             progress.update(1)
 
-        if val_data and (step % args.eval_interval == 0 or step == total_steps):
+        last = step == total_steps or out_of_time()
+        if val_data and (step % args.eval_interval == 0 or last):
             metrics = {"val_loss": validate(fabric, model, val_data, args, pad_id)}
             if on_eval is not None:
                 metrics.update(on_eval(model))
@@ -274,7 +308,7 @@ def fit(
             fabric.print(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
             window_start = time.perf_counter()  # evaluation time is not training throughput
 
-        if step % args.save_interval == 0 and step < total_steps:
+        if step % args.save_interval == 0 and not last:
             state["history"] = asdict(history)
             path = Path(out_dir, CHECKPOINT_DIR, f"step-{step:06d}.pth")
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -283,7 +317,9 @@ def fit(
                 extra["cuda_rng"] = torch.cuda.get_rng_state_all()
             save_checkpoint(fabric, path, {**state, **extra})
             last_good = path
-    if progress:
+        if last:
+            break
+    if progress is not None:
         progress.close()
     return history
 

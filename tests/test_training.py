@@ -1,0 +1,48 @@
+"""The shared loop's time budget: --train.max_minutes stops the run on time and the schedule follows the clock."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from lit_sql.errors import LitSQLError
+from lit_sql.training import TrainArgs, lr_at
+from tests.conftest import REPO_ROOT, make_tiny_checkpoint, write_prepared_data
+
+
+def test_the_schedule_follows_the_time_budget():
+    args = TrainArgs(learning_rate=1e-3, min_lr_ratio=0.1, warmup_steps=2, max_minutes=1.0)
+    assert lr_at(0, args, 10**9, time_used=0.0) == pytest.approx(5e-4)  # warmup still counts steps
+    assert lr_at(5, args, 10**9, time_used=0.0) == pytest.approx(1e-3)
+    assert lr_at(5, args, 10**9, time_used=0.5) == pytest.approx(1e-4 + 9e-4 * 0.5)
+    assert lr_at(5, args, 10**9, time_used=1.7) == pytest.approx(1e-4)  # past the budget: the floor
+
+
+@pytest.mark.parametrize("bad", [dict(clock="gpu"), dict(max_minutes=0)])
+def test_bad_budget_flags_are_refused(bad):
+    with pytest.raises(LitSQLError, match="clock|max_minutes"):
+        TrainArgs(**bad)
+
+
+def test_a_cpu_time_budget_ends_the_run(tmp_path):
+    checkpoint = make_tiny_checkpoint(tmp_path / "checkpoint")
+    data = write_prepared_data(tmp_path / "data", checkpoint)
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "finetune/lora.py", "--checkpoint_dir", str(checkpoint), "--data_dir", str(data),
+         "--out_dir", str(out), "--train.micro_batch_size", "2", "--train.global_batch_size", "2",
+         "--train.warmup_steps", "1", "--train.max_minutes", "0.15", "--train.clock", "cpu",
+         "--train.eval_interval", "100000", "--train.save_interval", "100000"],
+        capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((out / "train_summary.json").read_text())
+    # No step limit was given: only the budget can have ended it, after more than one epoch of the tiny set.
+    assert summary["steps"] > 5
+    assert (out / "adapter.pth").is_file() and summary["val_loss"]  # the final validation and save still ran
+    rows = list(csv.DictReader(open(next((out / "logs").rglob("metrics.csv")))))
+    lrs = [float(r["lr"]) for r in rows if r.get("lr")]
+    assert lrs[-1] < 0.5 * max(lrs)  # the cosine reached its second half by the end of the budget
