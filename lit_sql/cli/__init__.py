@@ -38,6 +38,7 @@ def _bare_bool_flags(fn: Callable[..., Any], args: list[str]) -> list[str]:
 
 
 def _commands() -> dict[str, Callable[..., Any]]:
+    from lit_sql.app import serve as app
     from lit_sql.cli.checkpoints import convert, download
     from lit_sql.cli.demo import demo
     from lit_sql.cli.evaluate import sql
@@ -46,7 +47,8 @@ def _commands() -> dict[str, Callable[..., Any]]:
     from lit_sql.cli.generate import base, lora
 
     return {"demo": demo, "download": download, "convert": convert, "prepare": _prepare(), "finetune": finetune,
-            "generate": base, "generate-lora": lora, "eval": sql, "merge": merge_lora, "export": export}
+            "generate": base, "generate-lora": lora, "eval": sql, "merge": merge_lora, "export": export,
+            "app": app}
 
 
 def _prepare():
