@@ -143,6 +143,7 @@ def evaluate_examples(examples: Sequence[dict], candidates: Sequence[Sequence[st
             "exact_match": exact_match(sql, ex["sql"]), "bleu": bleu(sql, ex["sql"]), "rouge_l": rouge_l(sql, ex["sql"]),
             "gold_rows": _preview(g), "pred_rows": _preview(p), "candidates": list(cands) if len(cands) > 1 else None,
             "votes": votes.most_common(1)[0][1] if votes else 0,
+            **({"few_shot": ex["few_shot"]} if "few_shot" in ex else {}),
         })
     return records
 
@@ -165,7 +166,8 @@ def fix_errors(model, tokenizer, style, examples, records, cfg: EvalConfig) -> i
     prompts = []
     for i in failing:
         ex, r = examples[i], records[i]
-        first = build_user_message(ex["question"], ex["schema"], ex.get("evidence"))
+        shots = [(s["question"], s["sql"]) for s in ex.get("few_shot") or []]
+        first = build_user_message(ex["question"], ex["schema"], ex.get("evidence"), shots)
         prompts.append(style.apply(f"That query failed in SQLite with: {r['pred_error']}\nWrite a corrected query.",
                                    system=DEFAULT_SQL_SYSTEM_PROMPT, history=[(first, r["prediction"])]))
     greedy = EvalConfig(**{**asdict(cfg), "num_samples": 1})

@@ -35,6 +35,8 @@ def demo(
     precision: Optional[str] = None,
     devices: int = 1,
     learning_rate: float = 1e-3,
+    retrieval: Optional[str] = None,
+    retrieval_threshold: float = 0.8,
 ) -> dict:
     """Fine-tune the embedded model on generated text-to-SQL data and print accuracy before and after.
 
@@ -47,13 +49,19 @@ def demo(
         precision: training precision (default bf16-true on CPU, bf16-mixed on GPU).
         devices: training devices.
         learning_rate: peak learning rate of the LoRA weights.
+        retrieval: off by default. examples:K (few-shot examples from the training questions) and/or schema
+            (schema pruning), e.g. examples:3,schema: both evaluations use it; the index is built in
+            <out_dir>/data/retrieval.
+        retrieval_threshold: examples less similar than this (cosine) are not added.
     """
     from lit_sql.cli.evaluate import print_table, run_model
     from lit_sql.cli.finetune import setup as finetune
     from lit_sql.data.prepare import prepare
     from lit_sql.evaluate import EvalConfig, write_reports
+    from lit_sql.retrieval import RetrievalIndex, Retriever, augment_examples, build_index, parse_flags
     from lit_sql.training import TrainArgs
 
+    spec = parse_flags(retrieval, retrieval_threshold) if retrieval is not None else None  # fails before any work
     size = SIZES["quick" if quick else "default"]
     steps = steps or size["steps"]
     n_eval = eval_questions or size["eval_questions"]
@@ -76,6 +84,13 @@ def demo(
 
     examples = load_split(data_dir, "test", n_eval, seed=1234)
     cfg = EvalConfig(max_new_tokens=128, batch_size=8)
+    if spec is not None:
+        index_dir = data_dir / "retrieval"
+        if not (index_dir / "index.json").is_file():
+            stage("retrieval: embedding the training questions and the tables")
+            build_index(data_dir=data_dir, out=index_dir)
+        retriever = Retriever(RetrievalIndex.load(index_dir), spec, retrieval_threshold)
+        examples = augment_examples(retriever, examples, checkpoint_dir, data_dir, cfg.max_new_tokens)
 
     stage(f"evaluating the base model on {len(examples)} test questions (databases never trained on)")
     base = run_model("base", checkpoint_dir, None, examples, cfg, "32-true", None, 1234)

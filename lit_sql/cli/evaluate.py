@@ -16,6 +16,7 @@ from lit_sql.errors import LitSQLError
 from lit_sql.evaluate import EvalConfig, evaluate_examples, fix_errors, generate_sql, prompt_of, summarize, write_reports
 from lit_sql.generation import load_for_inference
 from lit_sql.prompts import load_prompt_style
+from lit_sql.retrieval import Retriever, augment_examples
 from lit_sql.tokenizer import Tokenizer
 
 
@@ -73,6 +74,10 @@ def sql(
     precision: str = "32-true",
     quantize: Optional[str] = None,
     seed: int = 1234,
+    retrieval: Optional[str] = None,
+    retrieval_index: Optional[Path] = None,
+    retrieval_threshold: float = 0.8,
+    retrieval_exclude_same_db: bool = False,
 ) -> dict:
     """Execution accuracy on a prepared test split; with --compare, base and fine-tuned side by side.
 
@@ -95,20 +100,36 @@ def sql(
         precision: 32-true, bf16-true or 16-true for generation.
         quantize: load the base quantized (bnb.nf4, ...).
         seed: picks the subset and seeds sampling.
+        retrieval: off by default. examples:K puts the K training examples whose questions are most similar
+            into the prompt; schema leaves out the tables least similar to the question when the whole schema
+            would not fit (schema:N: within N prompt tokens); both: examples:3,schema.
+        retrieval_index: the index built by scripts/build_index.py (default <data_dir>/retrieval).
+        retrieval_threshold: examples less similar than this (cosine) are not added.
+        retrieval_exclude_same_db: never show examples from the question's own database.
     """
     cfg = EvalConfig(mode=mode, num_samples=num_samples, temperature=temperature, max_new_tokens=max_new_tokens,
                      batch_size=batch_size, fix_errors=fix_errors, timeout_s=timeout_s, workers=workers)
     if compare and lora_path is None:
         raise LitSQLError("--compare needs --lora_path (the fine-tuned adapter to compare with the base)")
+    retriever = Retriever.from_flags(retrieval, retrieval_index, retrieval_threshold, retrieval_exclude_same_db,
+                                     default_index=Path(data_dir) / "retrieval")
     checkpoint_dir = ensure_checkpoint(checkpoint_dir)
     examples = load_split(data_dir, split, limit, seed)
+    if retriever is not None:
+        examples = augment_examples(retriever, examples, checkpoint_dir, data_dir, max_new_tokens)
     runs = {}
     if compare or lora_path is None:
         runs["base"] = run_model("base", checkpoint_dir, None, examples, cfg, precision, quantize, seed)
     if lora_path is not None:
         runs["finetuned"] = run_model("finetuned", checkpoint_dir, lora_path, examples, cfg, precision, quantize, seed)
     out_dir = Path(out_dir or Path("out/eval") / (Path(lora_path).name if lora_path else checkpoint_dir.name))
-    report = write_reports(out_dir, runs, title=f"Execution accuracy on {data_dir}/{split}.pt")
+    title = f"Execution accuracy on {data_dir}/{split}.pt"
+    if retriever is not None:
+        title += f", retrieval {retrieval} (threshold {retrieval_threshold})"
+        for _, s in runs.values():
+            s["retrieval"] = {"spec": retrieval, "threshold": retrieval_threshold,
+                              "exclude_same_db": retrieval_exclude_same_db}
+    report = write_reports(out_dir, runs, title=title)
     summary = {name: s for name, (_, s) in runs.items()}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     print_table(summary)

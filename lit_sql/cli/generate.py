@@ -96,6 +96,9 @@ def lora(
     seed: int = 1234,
     precision: str = "32-true",
     show_prompt: bool = False,
+    retrieval: Optional[str] = None,
+    retrieval_index: Optional[Path] = None,
+    retrieval_threshold: float = 0.8,
 ) -> str:
     """Write the SQL for a question with a fine-tuned adapter; prints the SQL only.
 
@@ -115,25 +118,44 @@ def lora(
         seed: random seed for sampling.
         precision: 32-true, bf16-true or 16-true.
         show_prompt: print the full prompt to stderr first.
+        retrieval: off by default. examples:K puts the K most similar solved examples of the index into the
+            prompt; schema leaves out the tables least similar to the question when the whole schema would not
+            fit (schema:N: within N prompt tokens); both: examples:3,schema.
+        retrieval_index: the index built by scripts/build_index.py.
+        retrieval_threshold: examples less similar than this (cosine) are not added.
     """
     from lit_sql.data.prompt import build_prompt
     from lit_sql.errors import LitSQLError
+    from lit_sql.retrieval import Retriever
     from lit_sql.sql.extract import extract_sql
 
     if (schema is None) == (db is None):
         raise LitSQLError("pass the database's schema with exactly one of --schema \"CREATE TABLE ...\" or --db file.sqlite")
     if db is not None:
-        from lit_sql.data.schema import render_schema
+        from lit_sql.data.schema import read_schema
 
         if not Path(db).is_file():
             raise LitSQLError(f"--db {db}: no such file")
-        schema = render_schema(db)
+        tables = read_schema(db)
+        schema = tables.render("ddl")
+    retriever = Retriever.from_flags(retrieval, retrieval_index, retrieval_threshold)
     sampling = SamplingConfig(temperature, top_k, top_p)
     checkpoint_dir = ensure_checkpoint(checkpoint_dir)
     style = load_prompt_style(checkpoint_dir)
     tokenizer = Tokenizer(checkpoint_dir)
     model = load_for_inference(checkpoint_dir, precision, quantize=quantize, lora_path=lora_path)
-    text = build_prompt(style, prompt, schema, evidence=evidence)
+    if retriever is None:
+        text = build_prompt(style, prompt, schema, evidence=evidence)
+    else:
+        from lit_sql.config import Config
+
+        found = retriever.prompt(style, prompt, tables if db is not None else schema, evidence=evidence,
+                                 count_tokens=lambda t: len(tokenizer.encode(t)),
+                                 max_tokens=Config.from_checkpoint(checkpoint_dir).block_size - max_new_tokens)
+        text = found.text
+        print(f"retrieval: {len(found.examples)} examples (similarity "
+              f"{', '.join(f'{s.score:.2f}' for s in found.examples) or '-'})"
+              f"{', schema pruned' if found.pruned else ''}", file=sys.stderr)
     if show_prompt:
         print(text, file=sys.stderr)
     prompt_ids = tokenizer.encode(text)

@@ -263,11 +263,13 @@ def table_relevance(schema: Schema, question: str) -> dict[str, float]:
     return scores
 
 
-def shorten_schema(schema: Schema, question: str, fits: Callable[[Schema], bool]) -> tuple[Optional[Schema], list[str]]:
+def shorten_schema(schema: Schema, question: str, fits: Callable[[Schema], bool],
+                   relevance: Optional[dict[str, float]] = None) -> tuple[Optional[Schema], list[str]]:
     """The largest version of `schema` for which `fits` is true, and the steps taken; (None, steps) if none fits.
 
     Never looks at the gold SQL (that would leak the answer): first the sample rows go, then whole tables, least
-    related to the question first. Tables whose name the question mentions are never dropped."""
+    related to the question first: by `relevance` (e.g. embedding similarity, `lit_sql.retrieval`) when given,
+    else by word overlap. Tables whose name the question mentions are never dropped."""
     steps = []
     if fits(schema):
         return schema, steps
@@ -279,7 +281,8 @@ def shorten_schema(schema: Schema, question: str, fits: Callable[[Schema], bool]
     scores = table_relevance(schema, question)
     order = {t.name: i for i, t in enumerate(schema.tables)}
     droppable = [t.name for t in schema.tables if scores[t.name] < 10]
-    droppable.sort(key=lambda n: (scores[n], -order[n]))  # least related first, later tables before earlier
+    rank = relevance if relevance is not None else scores
+    droppable.sort(key=lambda n: (rank.get(n, float("-inf")), -order[n]))  # least related first, later tables first
     # Fewest dropped tables that fit: dropping more never makes a schema longer, so bisect.
     lo, hi = 1, len(droppable)
     best = None
