@@ -338,16 +338,17 @@ class Retriever:
                max_tokens: Optional[int] = None) -> RetrievedPrompt:
         """The prompt for `question` with the retrieved examples, within `max_tokens` (or schema:N) when
         `count_tokens` is given: first tables least similar to the question leave (with `schema`), then
-        examples, least similar first. `db` names the question's database for --retrieval_exclude_same_db."""
+        examples, least similar first; when nothing fits, the fewest tables pruning keeps and no examples.
+        `db` names the question's database for --retrieval_exclude_same_db."""
         from lit_sql.data.prompt import build_prompt
-        from lit_sql.data.schema import schema_from_sql, shorten_schema
+        from lit_sql.data.schema import named_tables, schema_from_sql, shorten_schema
 
         shots = self.index.similar_examples(question, self.spec.examples, self.threshold,
                                             db if self.exclude_same_db else None)
-        if isinstance(schema, str):
-            text, parsed = schema, schema_from_sql(schema) if self.spec.schema else None
-        else:
-            text, parsed = schema.render(schema_format, sample_rows), schema
+        text = schema if isinstance(schema, str) else schema.render(schema_format, sample_rows)
+        parsed = None  # the tables, when they may be pruned
+        if self.spec.schema:
+            parsed = schema_from_sql(schema) if isinstance(schema, str) else schema
 
         def render(schema_text: str, shots: list[FewShot]) -> str:
             return build_prompt(style, question, schema_text, evidence, system, [(s.question, s.sql) for s in shots])
@@ -365,9 +366,15 @@ class Retriever:
                 if small is not None:
                     pruned = small.render(schema_format, sample_rows)
                     return RetrievedPrompt(render(pruned, shots), pruned, shots, pruned=True)
-            if not shots:  # too long whatever is left out: as without retrieval
-                return RetrievedPrompt(render(text, shots), text, shots)
+            if not shots:
+                break
             shots = shots[:-1]
+        if relevance is None:  # too long whatever is left out: as without retrieval
+            return RetrievedPrompt(render(text, []), text, [])
+        # Nothing fits: the fewest tables shortening would keep (those the question names, else the most similar).
+        keep = named_tables(parsed, question) or {max(relevance, key=relevance.get)}
+        smallest = parsed.keep(sorted(keep)).without_rows().render(schema_format, sample_rows)
+        return RetrievedPrompt(render(smallest, []), smallest, [], pruned=True)
 
 
 def augment_examples(retriever: Retriever, examples: Sequence[dict], checkpoint_dir: Path,

@@ -160,10 +160,16 @@ def test_schema_pruning_keeps_the_relevant_table(solved_index, multi_table_db, s
     by_words, _ = shorten_schema(schema, PERFORMER_QUESTION, lambda s: words(
         build_prompt(style, PERFORMER_QUESTION, s.render("ddl"))) <= budget)
     assert "singer" not in [t.name for t in by_words.tables]  # what pruning by word overlap would have done
+    # When nothing fits, the prompt is as short as pruning can make it: the most similar table alone.
+    tiny = Retriever(solved_index, RetrievalSpec(schema=True, max_tokens=16)).prompt(
+        style, PERFORMER_QUESTION, schema, count_tokens=words)
+    assert tiny.pruned and [line.split(" (")[0] for line in tiny.schema.splitlines() if "CREATE" in line] == \
+        ["CREATE TABLE singer"]
     # Without `schema` pruning, or when the whole schema fits, every table stays.
-    whole = Retriever(solved_index, RetrievalSpec(examples=2)).prompt(style, PERFORMER_QUESTION, schema,
-                                                                     count_tokens=words, max_tokens=10_000)
-    assert not whole.pruned and whole.schema.count("CREATE TABLE") == len(schema.tables)
+    for spec, max_tokens in ((RetrievalSpec(examples=2), budget), (RetrievalSpec(schema=True), 10_000)):
+        whole = Retriever(solved_index, spec).prompt(style, PERFORMER_QUESTION, schema, count_tokens=words,
+                                                     max_tokens=max_tokens)
+        assert not whole.pruned and whole.schema.count("CREATE TABLE") == len(schema.tables)
     # DDL text instead of a database file is pruned the same way.
     text = Retriever(solved_index, RetrievalSpec(schema=True, max_tokens=budget)).prompt(
         style, PERFORMER_QUESTION, MULTI_TABLE_DDL, count_tokens=words)

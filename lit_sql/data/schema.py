@@ -263,6 +263,11 @@ def table_relevance(schema: Schema, question: str) -> dict[str, float]:
     return scores
 
 
+def named_tables(schema: Schema, question: str) -> set[str]:
+    """The tables whose name the question mentions: shortening never drops them."""
+    return {name for name, score in table_relevance(schema, question).items() if score >= 10}
+
+
 def shorten_schema(schema: Schema, question: str, fits: Callable[[Schema], bool],
                    relevance: Optional[dict[str, float]] = None) -> tuple[Optional[Schema], list[str]]:
     """The largest version of `schema` for which `fits` is true, and the steps taken; (None, steps) if none fits.
@@ -278,10 +283,10 @@ def shorten_schema(schema: Schema, question: str, fits: Callable[[Schema], bool]
         steps.append("dropped sample rows")
         if fits(schema):
             return schema, steps
-    scores = table_relevance(schema, question)
+    named = named_tables(schema, question)
     order = {t.name: i for i, t in enumerate(schema.tables)}
-    droppable = [t.name for t in schema.tables if scores[t.name] < 10]
-    rank = relevance if relevance is not None else scores
+    droppable = [t.name for t in schema.tables if t.name not in named]
+    rank = relevance if relevance is not None else table_relevance(schema, question)
     droppable.sort(key=lambda n: (rank.get(n, float("-inf")), -order[n]))  # least related first, later tables first
     # Fewest dropped tables that fit: dropping more never makes a schema longer, so bisect.
     lo, hi = 1, len(droppable)
