@@ -416,7 +416,7 @@ def augment_examples(retriever: Retriever, examples: Sequence[dict], checkpoint_
 def build_index(
     data_dir: Optional[Path] = None,
     out: Optional[Path] = None,
-    db: Optional[list[Path]] = None,
+    db: Optional[Path] = None,
     model: str = EMBEDDED_MODEL,
     split: str = "train",
     device: str = "cpu",
@@ -429,7 +429,8 @@ def build_index(
             the databases of every split (a test database's schema is the model's input, not its answer).
         out: the index folder; default <data_dir>/retrieval, where eval/sql.py looks when --retrieval_index is
             not given.
-        db: SQLite files whose tables to index too (or alone, without --data_dir).
+        db: a SQLite file, or a folder of them (e.g. Spider's database/), whose tables to index too (or alone,
+            without --data_dir).
         model: the sentence-transformers model: the embedded all-MiniLM-L6-v2 (offline), another model name
             (needs the internet) or a local model folder.
         split: the split whose examples are indexed: train, so that no test question finds its own answer.
@@ -437,7 +438,7 @@ def build_index(
     """
     from lit_sql.data.schema import read_schema, schema_from_sql
 
-    if data_dir is None and not db:
+    if data_dir is None and db is None:
         raise LitSQLError("pass --data_dir (prepared data) and/or --db file.sqlite: there is nothing to index")
     if out is None:
         if data_dir is None:
@@ -446,9 +447,12 @@ def build_index(
     out = Path(out)
     if out.exists() and not (out / INDEX_FILE).is_file():
         raise LitSQLError(f"--out {out} exists and is not a retrieval index: choose a new folder")
-    for path in db or []:
-        if not Path(path).is_file():
-            raise LitSQLError(f"--db {path}: no such file")
+    databases = []
+    if db is not None:
+        db = Path(db)
+        databases = sorted(p for p in db.rglob("*") if p.suffix in (".sqlite", ".db")) if db.is_dir() else [db]
+        if not db.exists() or not databases:
+            raise LitSQLError(f"--db {db}: no such file, nor a folder holding .sqlite or .db files")
     examples, records = [], []
     if data_dir is not None:
         source = Path(data_dir) / f"{split}.pt"
@@ -460,7 +464,7 @@ def build_index(
         for other in ("train", "test"):
             if other != split and (Path(data_dir) / f"{other}.pt").is_file():
                 records += torch.load(Path(data_dir) / f"{other}.pt", weights_only=False)
-    paths = list(dict.fromkeys([str(Path(p).resolve()) for p in db or []] +
+    paths = list(dict.fromkeys([str(p.resolve()) for p in databases] +
                                [str(Path(r["db_path"]).resolve()) for r in records if r.get("db_path")]))
     missing = [p for p in paths if not Path(p).is_file()]
     schemas = [read_schema(p) for p in tqdm(paths, desc="reading schemas", unit="db", leave=False) if p not in missing]

@@ -240,9 +240,21 @@ def test_build_index_cli_errors(tmp_path, capsys):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "notes.txt").write_text("mine")
     with pytest.raises(LitSQLError, match="exists and is not a retrieval index"):
-        build_index(db=[tmp_path / "x.sqlite"], out=tmp_path / "taken")
-    with pytest.raises(LitSQLError, match="--db .*no such file"):
-        build_index(db=[tmp_path / "x.sqlite"], out=tmp_path / "new")
+        build_index(db=tmp_path / "x.sqlite", out=tmp_path / "taken")
+    with pytest.raises(SystemExit):
+        run_cli(build_index, ["--db", str(tmp_path / "x.sqlite"), "--out", str(tmp_path / "new")])
+    assert f"error: --db {tmp_path / 'x.sqlite'}: no such file" in capsys.readouterr().err
+    with pytest.raises(LitSQLError, match="nor a folder holding .sqlite"):
+        build_index(db=tmp_path / "taken", out=tmp_path / "new")
+
+
+def test_build_index_from_a_folder_of_databases(multi_table_db, tmp_path):
+    index = RetrievalIndex.load(build_index(db=multi_table_db.parent, out=tmp_path / "index"))
+    assert index.examples == [] and index.similar_examples("How many singers are there?", 3, -1.0) == []
+    schema = read_schema(multi_table_db)
+    assert sorted(t["table"] for t in index.tables) == sorted(t.name for t in schema.tables)
+    scores = index.table_scores(PERFORMER_QUESTION, schema)
+    assert max(scores, key=scores.get) == "singer"
 
 
 # ---- end to end: build_index, eval/sql.py and generate/lora.py ------------------------------------------------------
