@@ -1,0 +1,110 @@
+"""Generation for evaluation: questions per minute of lit_sql's batched evaluation path against `transformers`
+answering one question at a time, on the same model and Spider test prompts.
+
+    .venv/bin/python benchmarks/eval_generate.py          # writes benchmarks/results/eval_generate.json
+
+lit_sql: `lit_sql.evaluate.generate_sql` exactly as `eval/sql.py` runs it (prompts sorted by length, batches of
+`--batch_size`, left padding, KV cache, each row stopping at its own end token). transformers: `generate` greedy
+per question with the same stop token and `--max_new_tokens`. Same weights (the fine-tuned adapter merged, so
+answers are SQL of realistic length), float32, greedy; the tools alternate, `--reps` each, the median counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+from _common import cpu_name
+
+ROOT = Path(__file__).resolve().parents[1]
+RERUN = ".venv/bin/python benchmarks/eval_generate.py"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data_dir", type=Path, default=ROOT / "data" / "spider")
+    p.add_argument("--lora_path", type=Path, default=ROOT / "out" / "spider_split" / "lit_sql",
+                   help="an adapter to merge first (answers of realistic length); missing: the base model")
+    p.add_argument("--questions", type=int, default=24)
+    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--max_new_tokens", type=int, default=160)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "eval_generate.json")
+    args = p.parse_args()
+
+    import transformers
+
+    from lit_sql.checkpoint import EMBEDDED_REPO_ID, ensure_checkpoint, hf_config_dict, to_hf_state_dict
+    from lit_sql.cli.evaluate import load_split
+    from lit_sql.evaluate import EvalConfig, generate_sql, prompt_of
+    from lit_sql.generation import load_for_inference
+    from lit_sql.prompts import load_prompt_style
+    from lit_sql.sql.extract import extract_sql
+    from lit_sql.tokenizer import Tokenizer
+
+    checkpoint = ensure_checkpoint(ROOT / "checkpoints" / EMBEDDED_REPO_ID)
+    lora = args.lora_path if (args.lora_path / "adapter.pth").is_file() else None
+    tokenizer, style = Tokenizer(checkpoint), load_prompt_style(checkpoint)
+    prompts = [prompt_of(ex, style) for ex in load_split(args.data_dir, "test", args.questions, seed=1234)]
+    cfg = EvalConfig(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    model = load_for_inference(checkpoint, "32-true", lora_path=lora)
+    merged = load_for_inference(checkpoint, "32-true", lora_path=lora, fast=False)  # plain layout for export
+    hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(**hf_config_dict(merged.config)))
+    hf.load_state_dict(to_hf_state_dict(merged.state_dict(), merged.config), strict=False)
+    hf.tie_weights()
+    hf.eval()
+    del merged
+    stop_ids = [s[0] for s in style.stop_tokens(tokenizer) if len(s) == 1]
+
+    def lit_sql_run() -> list[str]:
+        return [c[0] for c in generate_sql(model, tokenizer, style, prompts, cfg, desc="lit_sql")]
+
+    def hf_run() -> list[str]:
+        answers = []
+        with torch.inference_mode():
+            for text in prompts:
+                idx = torch.tensor([tokenizer.encode(text)])
+                out = hf.generate(idx, attention_mask=torch.ones_like(idx), max_new_tokens=args.max_new_tokens,
+                                  do_sample=False, eos_token_id=stop_ids, pad_token_id=tokenizer.eos_id)
+                answers.append(extract_sql(tokenizer.decode([t for t in out[0, idx.shape[1]:].tolist() if t not in stop_ids])))
+        return answers
+
+    tools = {"lit_sql": lit_sql_run, "transformers": hf_run}
+    runs: dict[str, list[float]] = {name: [] for name in tools}
+    answers: dict[str, list[str]] = {}
+    for rep in range(args.reps):
+        for name, fn in tools.items():
+            start = time.perf_counter()
+            answers[name] = fn()
+            rate = 60 * len(prompts) / (time.perf_counter() - start)
+            runs[name].append(round(rate, 1))
+            print(f"rep {rep + 1} {name:14s} {rate:7.1f} questions/minute", flush=True)
+    median = {k: statistics.median(v) for k, v in runs.items()}
+    same = sum(a == b for a, b in zip(answers["lit_sql"], answers["transformers"]))
+    report = {
+        "name": "eval_generate", "date": date.today().isoformat(), "device": cpu_name(),
+        "metric": "questions/minute (greedy SQL generation for evaluation)", "higher_is_better": True,
+        "lit_sql": median["lit_sql"], "peers": {"transformers (one question at a time)": median["transformers"]},
+        "ratio_vs_best_peer": round(median["lit_sql"] / median["transformers"], 2),
+        "same_sql": f"{same}/{len(prompts)}",
+        "settings": {"model": "SmolLM2-135M-Instruct" + (f" + {lora.name} adapter (merged)" if lora else ""),
+                     "data": f"{args.data_dir.name} test split", "questions": len(prompts),
+                     "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens, "precision": "32-true",
+                     "threads": torch.get_num_threads(), "transformers": transformers.__version__,
+                     "torch": torch.__version__},
+        "runs": runs, "rerun": RERUN,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: report[k] for k in ("lit_sql", "peers", "ratio_vs_best_peer", "same_sql")}))
+    print(f"Wrote {args.out}. Rerun: {RERUN}")
+
+
+if __name__ == "__main__":
+    main()
