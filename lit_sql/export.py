@@ -45,7 +45,7 @@ def merge(checkpoint_dir: Path, lora_path: Path, out_dir: Path, overwrite: bool 
 
     check_checkpoint_dir(checkpoint_dir)
     out_dir = _prepare_out_dir(out_dir, overwrite)
-    model = load_for_inference(checkpoint_dir, "32-true", lora_path=lora_path)
+    model = load_for_inference(checkpoint_dir, "32-true", lora_path=lora_path, fast_decoding=False)
     merge_lora(model)  # a quantized base stays unmerged in load_for_inference: merge from its dequantized weights
     save_weights(model, out_dir / WEIGHTS_FILE, tied=model.config.tie_embeddings)
     _copy_side_files(Path(checkpoint_dir), out_dir)
@@ -65,7 +65,7 @@ def export_hf(checkpoint_dir: Path, out_dir: Path, lora_path: Optional[Path] = N
         from lit_sql.generation import load_for_inference
         from lit_sql.lora import merge_lora
 
-        state = merge_lora(load_for_inference(checkpoint_dir, "32-true", lora_path=lora_path)).state_dict()
+        state = merge_lora(load_for_inference(checkpoint_dir, "32-true", lora_path=lora_path, fast_decoding=False)).state_dict()
     else:
         state = load_model(checkpoint_dir).state_dict()
     tensors = {k: v.contiguous() for k, v in to_hf_state_dict(state, config).items()}

@@ -186,12 +186,17 @@ class TokenPrinter:
 
 
 def load_for_inference(checkpoint_dir: Path, precision: str = "32-true", device: str = "cpu",
-                       quantize: Optional[str] = None, lora_path: Optional[Path] = None) -> GPT:
+                       quantize: Optional[str] = None, lora_path: Optional[Path] = None,
+                       fast_decoding: bool = True) -> GPT:
     """A model ready to generate: base weights, optionally quantized, optionally with a fine-tuned adapter.
 
     The adapter's LoRA settings (and, unless --quantize says otherwise, its quantization) come from the
     run's hyperparameters.yaml. On a full-precision base the adapter is merged into the weights, so
     generation costs no more than with the base model.
+    fast_decoding: a float32 model on the CPU is rewritten by `lit_sql.fast_inference.optimize_for_decoding` (same
+        greedy tokens, several times faster decoding); its parameters then no longer follow the checkpoint's
+        layout, so pass False to save or train the result. Other precisions, devices and quantized layers
+        (with their unmerged adapters) are left as they are.
     """
     from lit_sql.checkpoint import load_model
     from lit_sql.lora import adapter_path, load_lora_weights, merge_lora, read_hyperparameters
@@ -213,7 +218,12 @@ def load_for_inference(checkpoint_dir: Path, precision: str = "32-true", device:
         load_lora_weights(model, torch.load(path, map_location=device, weights_only=True), source=path)
         if not quantize:
             merge_lora(model)
-    return model.to(dtype=dtype).eval()
+    model = model.to(dtype=dtype).eval()
+    if fast_decoding and dtype == torch.float32 and torch.device(device).type == "cpu":
+        from lit_sql.fast_inference import optimize_for_decoding
+
+        model = optimize_for_decoding(model)
+    return model
 
 
 def timed(fn: Callable[[], object]) -> tuple[object, float]:

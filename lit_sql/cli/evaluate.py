@@ -35,10 +35,12 @@ def load_split(data_dir: Path, split: str, limit: Optional[int], seed: int) -> l
 
 
 def run_model(name: str, checkpoint_dir: Path, lora_path: Optional[Path], examples: list[dict], cfg: EvalConfig,
-              precision: str, quantize: Optional[str], seed: int) -> tuple[list[dict], dict]:
+              precision: str, quantize: Optional[str], seed: int,
+              fast_decoding: bool = True) -> tuple[list[dict], dict]:
     style = load_prompt_style(checkpoint_dir)
     tokenizer = Tokenizer(checkpoint_dir)
-    model = load_for_inference(checkpoint_dir, precision, quantize=quantize, lora_path=lora_path)
+    model = load_for_inference(checkpoint_dir, precision, quantize=quantize, lora_path=lora_path,
+                               fast_decoding=fast_decoding)
     start = time.perf_counter()
     candidates = generate_sql(model, tokenizer, style, [prompt_of(ex, style) for ex in examples], cfg, seed,
                               desc=f"{name}: generating")
@@ -78,6 +80,7 @@ def sql(
     retrieval_index: Optional[Path] = None,
     retrieval_threshold: float = 0.8,
     retrieval_exclude_same_db: bool = False,
+    fast_decoding: bool = True,
 ) -> dict:
     """Execution accuracy on a prepared test split; with --compare, base and fine-tuned side by side.
 
@@ -106,6 +109,8 @@ def sql(
         retrieval_index: the index built by scripts/build_index.py (default <data_dir>/retrieval).
         retrieval_threshold: examples less similar than this (cosine) are not added.
         retrieval_exclude_same_db: never show examples from the question's own database.
+        fast_decoding: decode with lit_sql.fast_inference (float32 on the CPU: the same tokens, faster); false:
+            the plain model.
     """
     cfg = EvalConfig(mode=mode, num_samples=num_samples, temperature=temperature, max_new_tokens=max_new_tokens,
                      batch_size=batch_size, fix_errors=fix_errors, timeout_s=timeout_s, workers=workers)
@@ -119,9 +124,10 @@ def sql(
         examples = augment_examples(retriever, examples, checkpoint_dir, data_dir, max_new_tokens)
     runs = {}
     if compare or lora_path is None:
-        runs["base"] = run_model("base", checkpoint_dir, None, examples, cfg, precision, quantize, seed)
+        runs["base"] = run_model("base", checkpoint_dir, None, examples, cfg, precision, quantize, seed, fast_decoding)
     if lora_path is not None:
-        runs["finetuned"] = run_model("finetuned", checkpoint_dir, lora_path, examples, cfg, precision, quantize, seed)
+        runs["finetuned"] = run_model("finetuned", checkpoint_dir, lora_path, examples, cfg, precision, quantize, seed,
+                                       fast_decoding)
     out_dir = Path(out_dir or Path("out/eval") / (Path(lora_path).name if lora_path else checkpoint_dir.name))
     title = f"Execution accuracy on {data_dir}/{split}.pt"
     if retriever is not None:

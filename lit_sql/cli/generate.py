@@ -31,6 +31,7 @@ def base(
     seed: int = 1234,
     precision: str = "32-true",
     stream: bool = True,
+    fast_decoding: bool = True,
 ) -> list[str]:
     """Generate an answer to --prompt; prints only the model's answer (timings go to stderr).
 
@@ -48,12 +49,14 @@ def base(
         seed: random seed for sampling.
         precision: 32-true, bf16-true or 16-true.
         stream: print tokens as they are generated.
+        fast_decoding: decode with lit_sql.fast_inference (float32 on the CPU: the same tokens, faster); false:
+            the plain model.
     """
     sampling = SamplingConfig(temperature, top_k, top_p)
     checkpoint_dir = ensure_checkpoint(checkpoint_dir)
     style = load_prompt_style(checkpoint_dir, prompt_style)
     tokenizer = Tokenizer(checkpoint_dir)
-    model = load_for_inference(checkpoint_dir, precision)
+    model = load_for_inference(checkpoint_dir, precision, fast_decoding=fast_decoding)
     text = prompt if raw else style.apply(prompt, system=system)
     prompt_ids = tokenizer.encode(text)
     stops = style.stop_tokens(tokenizer)
@@ -99,6 +102,7 @@ def lora(
     retrieval: Optional[str] = None,
     retrieval_index: Optional[Path] = None,
     retrieval_threshold: float = 0.8,
+    fast_decoding: bool = True,
 ) -> str:
     """Write the SQL for a question with a fine-tuned adapter; prints the SQL only.
 
@@ -123,6 +127,8 @@ def lora(
             fit (schema:N: within N prompt tokens); both: examples:3,schema.
         retrieval_index: the index built by scripts/build_index.py.
         retrieval_threshold: examples less similar than this (cosine) are not added.
+        fast_decoding: decode with lit_sql.fast_inference (float32 on the CPU: the same tokens, faster); false:
+            the plain model.
     """
     from lit_sql.data.prompt import build_prompt
     from lit_sql.errors import LitSQLError
@@ -143,7 +149,8 @@ def lora(
     checkpoint_dir = ensure_checkpoint(checkpoint_dir)
     style = load_prompt_style(checkpoint_dir)
     tokenizer = Tokenizer(checkpoint_dir)
-    model = load_for_inference(checkpoint_dir, precision, quantize=quantize, lora_path=lora_path)
+    model = load_for_inference(checkpoint_dir, precision, quantize=quantize, lora_path=lora_path,
+                               fast_decoding=fast_decoding)
     if retriever is None:
         text = build_prompt(style, prompt, schema, evidence=evidence)
     else:

@@ -1,0 +1,196 @@
+"""`optimize_for_decoding` computes what the original model computes: logits, cache steps, padded batches, tokens."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+import lit_sql.fast_inference as fast_inference
+from lit_sql.config import Config
+from lit_sql.fast_inference import CompressedLinear, FastBlock, PackedLinear, exact_kernels, optimize_for_decoding
+from lit_sql.generation import generate, generate_batch
+from lit_sql.model import GPT
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+needs_kernels = pytest.mark.skipif(exact_kernels() is None, reason="the exact kernels need AVX-512 and a C compiler")
+
+
+def tiny_model(seed: int = 0) -> GPT:
+    torch.manual_seed(seed)
+    # head size 32, so that the one-token attention kernel runs; 4 query heads share 2 key/value heads
+    cfg = Config(name="tiny", n_layer=2, n_head=4, n_query_groups=2, n_embd=128, intermediate_size=96,
+                 vocab_size=100, block_size=64, tie_embeddings=True)
+    model = GPT(cfg)
+    model.reset_parameters()
+    for block in model.blocks:  # non-trivial norms, so that a misplaced norm weight would show
+        block.attn_norm.weight.data.uniform_(0.5, 1.5)
+        block.mlp_norm.weight.data.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def on_gguf_grid(model: GPT) -> GPT:
+    """Round every weight to what a GGUF file holds: Q4_1 blocks in the blocks, Q8_0 in the (tied) embedding."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() != 2:
+                continue
+            b = p.view(p.shape[0], -1, 32)
+            if name == "wte.weight":
+                d = (b.abs().amax(-1) / 127).half().float()[..., None]
+                b.copy_(d * torch.round(b / d).clamp(-127, 127))
+            else:
+                m = b.amin(-1).half().float()[..., None]
+                d = ((b.amax(-1, keepdim=True) - m) / 15).half().float()
+                b.copy_(d * torch.round((b - m) / d).clamp(0, 15) + m)
+    return model
+
+
+def pair(model: GPT, **kwargs) -> tuple[GPT, GPT]:
+    return model, optimize_for_decoding(copy.deepcopy(model), **kwargs)
+
+
+def assert_same_logits(ref: GPT, fast: GPT, atol: float = 1e-5) -> None:
+    torch.manual_seed(1)
+    idx = torch.randint(0, 100, (2, 20))
+
+    def same(*args, **kwargs) -> None:
+        torch.testing.assert_close(fast(*args, **kwargs), ref(*args, **kwargs), atol=atol, rtol=0)
+
+    with torch.inference_mode():
+        same(idx)  # no cache, more rows than the kernels take: the BLAS path
+        same(idx[:, :6])  # no cache, a few rows: the kernels
+        for model in (ref, fast):
+            model.set_kv_cache(2, 40)
+        same(idx, input_pos=0)  # prefill
+        for pos in (20, 21):  # one-token decode steps
+            same(torch.randint(0, 100, (2, 1)), input_pos=pos)
+        same(torch.randint(0, 100, (1, 1)), input_pos=22)  # one row: the kernels' single-row path
+        same(torch.randint(0, 100, (2, 3)), input_pos=23, last_only=True)  # a few tokens after the cache
+        # A left-padded batch with an attention mask: prefill, then decode steps that see the padding
+        mask = torch.ones(2, 40, dtype=torch.bool)
+        mask[0, :7] = False
+        same(idx, input_pos=0, attention_mask=mask[:, :20])
+        for pos in (20, 21):
+            same(torch.randint(0, 100, (2, 1)), input_pos=pos, attention_mask=mask[:, :pos + 1])
+
+
+def test_float32_path_matches_the_original():
+    ref, fast = pair(tiny_model(), exact=False)
+    assert all(isinstance(b, FastBlock) for b in fast.blocks)
+    assert isinstance(fast.blocks[0].mlp.gate_up, PackedLinear)
+    assert_same_logits(ref, fast)
+
+
+def test_tied_head_keeps_one_table():
+    _, fast = pair(tiny_model(), exact=False)
+    assert fast.wte.weight.data_ptr() == fast.lm_head.weight_t.data_ptr()
+    assert not any(isinstance(m, nn.Linear) for m in fast.modules())
+
+
+@needs_kernels
+def test_random_weights_are_not_taken_for_compressed_ones():
+    _, fast = pair(tiny_model())
+    assert not any(isinstance(m, CompressedLinear) for m in fast.modules())
+    # One weight off the grid by one bit is enough to keep a matrix in float32.
+    w = on_gguf_grid(tiny_model()).blocks[0].mlp.down_proj.weight.detach().clone()
+    assert CompressedLinear.try_from(w) is not None
+    w[3, 5] = torch.nextafter(w[3, 5], torch.tensor(1.0))
+    assert CompressedLinear.try_from(w) is None
+
+
+@needs_kernels
+def test_exact_compressed_path_matches_the_original():
+    ref, fast = pair(on_gguf_grid(tiny_model()))
+    compressed = [m for m in fast.modules() if isinstance(m, CompressedLinear)]
+    assert len(compressed) == 2 * 4 + 1  # qkv, o, gate_up, down per block; the head
+    assert fast.lm_head.kind == "q8" and fast.blocks[0].mlp.gate_up.kind == "q4"
+    assert_same_logits(ref, fast)
+    # The stored form rebuilds the float32 weights bit for bit
+    torch.testing.assert_close(fast.lm_head.dequantize(), ref.lm_head.weight, atol=0, rtol=0)
+    torch.testing.assert_close(fast.blocks[1].attn.o_proj.dequantize(), ref.blocks[1].attn.o_proj.weight,
+                               atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("exact", [False, pytest.param(True, marks=needs_kernels)])
+def test_greedy_generation_gives_the_same_tokens(exact):
+    ref, fast = pair(on_gguf_grid(tiny_model()), exact=exact)
+    prompt = [5, 17, 3, 42, 8]
+    assert list(generate(fast, prompt, 20)) == list(generate(ref, prompt, 20))
+    prompts = [[5, 17, 3, 42, 8], [9, 1], [7, 7, 7]]
+    assert generate_batch(fast, prompts, 10, pad_id=0) == generate_batch(ref, prompts, 10, pad_id=0)
+
+
+def test_lora_and_bf16_blocks_are_left_alone():
+    from lit_sql.lora import LoRAConfig, inject_lora
+
+    model = tiny_model()
+    inject_lora(model, LoRAConfig(r=2, alpha=4, targets=["query", "value"]))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.1)  # a non-zero update, so that dropping it would show
+    ref, fast = pair(model)
+    assert not any(isinstance(b, FastBlock) for b in fast.blocks)
+    idx = torch.randint(0, 100, (1, 10))
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(idx), ref(idx), atol=1e-5, rtol=0)
+    _, fast = pair(tiny_model().to(torch.bfloat16))
+    assert not any(isinstance(b, FastBlock) for b in fast.blocks) and isinstance(fast.lm_head, nn.Linear)
+
+
+def test_without_the_kernels_everything_stays_float32(monkeypatch, tmp_path, capsys):
+    """No C compiler, or a cache folder that cannot be created: a note, then the float32 path."""
+    (tmp_path / "file").write_text("")
+    for cc, cache in (("/nonexistent/cc", tmp_path / "cache"), (None, tmp_path / "file" / "cache")):
+        monkeypatch.setattr(fast_inference, "_kernels", None)
+        monkeypatch.setattr(fast_inference, "_kernels_error", None)
+        if cc:
+            monkeypatch.setenv("CC", cc)
+        else:
+            monkeypatch.delenv("CC", raising=False)
+        monkeypatch.setenv("LIT_SQL_CACHE", str(cache))
+        assert exact_kernels() is None
+        assert "decoding kernels are not available" in capsys.readouterr().err
+        ref, fast = pair(on_gguf_grid(tiny_model()))
+        assert not any(isinstance(m, CompressedLinear) for m in fast.modules())
+        assert_same_logits(ref, fast)
+
+
+@needs_kernels
+def test_concurrent_first_compiles_do_not_collide(tmp_path):
+    code = "from lit_sql.fast_inference import exact_kernels; assert exact_kernels() is not None"
+    env = {"LIT_SQL_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    for p in procs:
+        assert p.wait(timeout=300) == 0, p.stderr.read()
+    assert [f.suffix for f in (tmp_path / "kernels").iterdir()] == [".so"]  # one library, no leftovers
+
+
+def test_real_checkpoint_greedy_tokens_are_identical():
+    from lit_sql.checkpoint import ensure_checkpoint
+    from lit_sql.generation import load_for_inference
+    from lit_sql.prompts import load_prompt_style
+    from lit_sql.tokenizer import Tokenizer
+
+    checkpoint = ensure_checkpoint(REPO_ROOT / "checkpoints" / "HuggingFaceTB" / "SmolLM2-135M-Instruct")
+    tokenizer, style = Tokenizer(checkpoint), load_prompt_style(checkpoint)
+    prompts = [tokenizer.encode(style.apply(q)) for q in (
+        "CREATE TABLE head (age INTEGER); How many heads of the departments are older than 56?",
+        "What is the capital of France?")]
+    ref = load_for_inference(checkpoint, fast_decoding=False)
+    expected = [list(generate(ref, p, 16)) for p in prompts]
+    expected_batch = generate_batch(ref, prompts, 16, pad_id=tokenizer.eos_id)
+    fast = load_for_inference(checkpoint)
+    assert all(isinstance(b, FastBlock) for b in fast.blocks)
+    if exact_kernels() is not None:  # the embedded checkpoint is GGUF-converted: every linear is stored exactly
+        assert all(isinstance(m, CompressedLinear) for b in fast.blocks for m in (b.attn.qkv, b.mlp.gate_up))
+        assert fast.lm_head.kind == "q8"
+    assert [list(generate(fast, p, 16)) for p in prompts] == expected
+    assert generate_batch(fast, prompts, 16, pad_id=tokenizer.eos_id) == expected_batch
