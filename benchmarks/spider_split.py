@@ -44,7 +44,9 @@ def train_both(args, checkpoint: Path, out: Path) -> None:
                "--out_dir", str(out / "lit_sql"), "--precision", "bf16-true", "--lora_r", "16", "--lora_alpha", "32",
                "--lora_targets", "all-linear", "--train.micro_batch_size", "8", "--train.global_batch_size", "16",
                "--train.warmup_steps", "10", "--train.max_minutes", str(args.cpu_minutes), "--train.clock", "cpu",
-               "--train.eval_interval", "100000", "--train.eval_batches", "20", "--train.save_interval", "100",
+               "--train.eval_interval", "100000", "--train.eval_batches", "20",
+               "--train.save_interval", "100",
+               "--train.exec_eval_interval", "0",  # no execution check during training: the peer has none
                "--train.learning_rate", str(args.learning_rate), "--resume", "auto"]
     peer_cmd = [sys.executable, "benchmarks/_spider_peer.py", "--hf_dir", str(hf_base), "--data_dir", str(args.data_dir),
                 "--out_dir", str(out / "peer"), "--cpu_minutes", str(args.cpu_minutes), *shared,

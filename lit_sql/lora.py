@@ -76,8 +76,18 @@ class LoRALinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (x A^T)(s B)^T: two thin matmuls, never the full (out, in) product; the scaling multiplies the small
-        # B matrix rather than the (batch, time, out) result.
-        return self.base(x) + self.dropout(x) @ self.lora_A.t() @ (self.lora_B * self.scaling).t()
+        # B matrix rather than the (batch, time, out) result, and the second matmul adds onto the base output
+        # in the same operation.
+        scaling = self.scaling
+        if isinstance(self.dropout, LoRADropout) and self.training and x.device.type == "cpu":
+            # Dropped inputs are zeroed; inverted dropout's 1 / (1 - p) joins the scaling of B instead of
+            # multiplying every kept input.
+            h, scaling = self.dropout.zero_out(x), scaling / (1 - self.dropout.p)
+        else:
+            h = self.dropout(x)
+        y = self.base(x)
+        low_rank = h @ self.lora_A.t()  # (..., r)
+        return torch.addmm(y.flatten(0, -2), low_rank.flatten(0, -2), (self.lora_B * scaling).t()).view(y.shape)
 
     def delta_weight(self) -> torch.Tensor:
         return (self.lora_B.float() @ self.lora_A.float()) * self.scaling
@@ -108,10 +118,14 @@ class LoRADropout(nn.Module):
             return x
         if x.device.type != "cpu":
             return nn.functional.dropout(x, self.p, training=True)
+        return self.zero_out(x) * (1.0 / (1.0 - self.p))
+
+    def zero_out(self, x: torch.Tensor) -> torch.Tensor:
+        """x with the dropped elements zeroed and the kept ones not yet rescaled (on CPU)."""
         n = x.numel()
         draws = torch.randint(-(2 ** 63), 2 ** 63 - 1, ((n + 3) // 4,), dtype=torch.int64)
         keep = draws.view(torch.int16)[:n].view(x.shape) >= self.threshold
-        return torch.where(keep, x * (1.0 / (1.0 - self.p)), 0.0)
+        return torch.where(keep, x, 0.0)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

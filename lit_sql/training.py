@@ -13,7 +13,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -49,6 +49,10 @@ class TrainArgs:
     log_interval: int = 1
     eval_interval: int = 50
     eval_batches: int = 10
+    # Execution accuracy on a few validation questions: generate SQL greedily with the model being trained,
+    # run it and the gold SQL, compare. Every `exec_eval_interval` steps and at the end (0: never).
+    exec_eval_interval: int = 100
+    exec_eval_examples: int = 8
     save_interval: int = 100
     seed: int = 1337
     activation_checkpointing: bool = False
@@ -65,6 +69,9 @@ class TrainArgs:
             raise LitSQLError(f"--clock {self.clock!r} is not one of {', '.join(CLOCKS)}")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise LitSQLError(f"--max_minutes must be > 0, got {self.max_minutes}")
+        if self.exec_eval_interval < 0 or self.exec_eval_examples < 1:
+            raise LitSQLError(f"--exec_eval_interval ({self.exec_eval_interval}) must be >= 0 (0: never) and "
+                              f"--exec_eval_examples ({self.exec_eval_examples}) >= 1")
 
     def accumulation_steps(self, world_size: int) -> int:
         per_rank = self.global_batch_size // world_size
@@ -176,10 +183,13 @@ def save_checkpoint(fabric, path: Path, state: dict[str, Any]) -> None:
 # -------------------------------------------------------------------------------------------------------
 @dataclass
 class History:
-    steps: list[int]
-    train_loss: list[float]
-    val_steps: list[int]
-    val_loss: list[float]
+    steps: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    val_steps: list[int] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    exec_steps: list[int] = field(default_factory=list)
+    exec_acc: list[float] = field(default_factory=list)  # fraction of the checked questions answered right
+    executes: list[float] = field(default_factory=list)  # fraction whose SQL ran without error
 
 
 def fit(
@@ -191,11 +201,11 @@ def fit(
     args: TrainArgs,
     out_dir: Path,
     resume: Optional[Path] = None,
-    on_eval: Optional[Callable[[torch.nn.Module], dict[str, float]]] = None,
+    exec_check: Optional[Callable[[Any, torch.nn.Module], dict[str, float]]] = None,
     pad_id: int = 0,
 ) -> History:
-    """Train until max_steps (or epochs); returns the loss history. `on_eval` adds metrics at each evaluation
-    (e.g. execution accuracy on a few test questions)."""
+    """Train until max_steps (or epochs); returns the loss and accuracy history. `exec_check(fabric, model)`
+    (an `ExecutionCheck`) runs every `args.exec_eval_interval` steps and at the end."""
     world = fabric.world_size
     accumulation = args.accumulation_steps(world)
     lengths = [len(s["input_ids"]) for s in train_data]
@@ -205,7 +215,7 @@ def fit(
     total_steps = args.max_steps or steps_per_epoch * args.epochs
     if args.max_minutes is not None and args.max_steps is None:
         total_steps = math.inf  # the time budget alone ends the run
-    history = History([], [], [], [])
+    history = History()
     # "seconds": training time spent so far on the budget's clock, kept in checkpoints so a resumed run
     # continues the same time budget.
     state: dict[str, Any] = {"model": model, "optimizer": optimizer, "step": 0, "history": asdict(history),
@@ -235,6 +245,7 @@ def fit(
         from tqdm import tqdm
 
         progress = tqdm(total=None if total_steps == math.inf else total_steps, initial=state["step"], desc="fine-tuning", unit="step", dynamic_ncols=True)
+    postfix: dict[str, str] = {}  # what the progress bar shows: the latest loss, speed, validation figures
     tokens_seen, window_start = 0, time.perf_counter()
     last_good = latest_checkpoint(out_dir)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -292,20 +303,30 @@ def fit(
             rate = tokens_seen * world / max(elapsed, 1e-9)
             fabric.log_dict({"train_loss": step_loss, "lr": lr, "tokens_per_s": rate}, step=step)
             if progress is not None:
-                progress.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{rate:.0f}", lr=f"{lr:.1e}")
+                postfix.update(loss=f"{step_loss:.3f}", tok_s=f"{rate:.0f}", lr=f"{lr:.1e}")
+                progress.set_postfix(postfix)
             tokens_seen, window_start = 0, time.perf_counter()
         if progress is not None:
             progress.update(1)
 
         last = step == total_steps or out_of_time()
+        metrics: dict[str, float] = {}
         if val_data and (step % args.eval_interval == 0 or last):
-            metrics = {"val_loss": validate(fabric, model, val_data, args, pad_id)}
-            if on_eval is not None:
-                metrics.update(on_eval(model))
+            metrics["val_loss"] = validate(fabric, model, val_data, args, pad_id)
             history.val_steps.append(step)
             history.val_loss.append(metrics["val_loss"])
+            postfix["val"] = f"{metrics['val_loss']:.3f}"
+        if exec_check is not None and args.exec_eval_interval and (step % args.exec_eval_interval == 0 or last):
+            metrics.update(exec_check(fabric, model))
+            history.exec_steps.append(step)
+            history.exec_acc.append(metrics["val_exec_acc"])
+            history.executes.append(metrics["val_executes"])
+            postfix["exec"] = f"{100 * metrics['val_exec_acc']:.0f}%"
+        if metrics:
             fabric.log_dict(metrics, step=step)
             fabric.print(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+            if progress is not None:
+                progress.set_postfix(postfix)
             window_start = time.perf_counter()  # evaluation time is not training throughput
 
         if step % args.save_interval == 0 and not last:
@@ -346,8 +367,58 @@ def validate(fabric, model: torch.nn.Module, val_data: list[dict], args: TrainAr
     return float(stats[0] / max(1.0, float(stats[1])))
 
 
+class ExecutionCheck:
+    """Execution accuracy of the model being trained, on a fixed handful of validation questions.
+
+    SQL comes from `lit_sql.evaluate.generate_sql` (greedy, KV cache, no autograd, dropout off) and is run and
+    compared with the gold query by `evaluate_examples`, on the example's database or on databases built from
+    its CREATE TABLE context. Under DDP each rank answers its share of the questions on its own copy of the
+    model (no collective operations inside generation) and the counts are summed, so all ranks log the same
+    figures. Not for FSDP, whose sharded model cannot generate on one rank alone.
+    """
+
+    def __init__(self, val_data: list[dict], tokenizer, style, n: int, seed: int = 0) -> None:
+        usable = [ex for ex in val_data
+                  if ex.get("sql") and (ex.get("db_path") or ex.get("db_paths") or ex.get("schema"))]
+        self.examples = random.Random(seed).sample(usable, min(n, len(usable)))  # the same questions every time
+        self.tokenizer, self.style = tokenizer, style
+        answers = [int((torch.as_tensor(ex["labels"]) != IGNORE_INDEX).sum()) for ex in self.examples]
+        self.longest_prompt = max((len(ex["input_ids"]) - a for ex, a in zip(self.examples, answers)), default=0)
+        # Room for twice the longest gold answer: a model that rambles on costs little, and a right answer is
+        # never cut short.
+        self.max_new_tokens = 2 * max(answers, default=0) + 8
+
+    def __bool__(self) -> bool:
+        return bool(self.examples)
+
+    def __call__(self, fabric, model: torch.nn.Module) -> dict[str, float]:
+        from lit_sql.evaluate import EvalConfig, evaluate_examples, generate_sql, prompt_of
+
+        module = getattr(model, "module", model)  # the model itself, not its Fabric/DDP wrapper
+        mine = self.examples[fabric.global_rank::fabric.world_size]
+        room = module.config.block_size - self.longest_prompt
+        cfg = EvalConfig(max_new_tokens=max(1, min(self.max_new_tokens, room)), batch_size=len(self.examples),
+                         workers=1)  # a handful of queries: run them in this process
+        records = []
+        if mine:
+            was_training = module.training
+            module.eval()
+            try:
+                with fabric.autocast():
+                    prompts = [prompt_of(ex, self.style) for ex in mine]
+                    candidates = generate_sql(module, self.tokenizer, self.style, prompts, cfg, desc="execution check")
+            finally:
+                module.train(was_training)
+            records = evaluate_examples(mine, candidates, cfg)
+        counts = torch.tensor([sum(r["match"] for r in records), sum(r["executes"] for r in records), len(records)],
+                              dtype=torch.float64, device=fabric.device)
+        counts = fabric.all_reduce(counts, reduce_op="sum")
+        n = max(1.0, float(counts[2]))
+        return {"val_exec_acc": float(counts[0]) / n, "val_executes": float(counts[1]) / n}
+
+
 def plot_history(history: History, path: Path) -> Optional[Path]:
-    """Train and validation loss against step, as a PNG."""
+    """Train and validation loss against step, and execution accuracy beside it when it was checked, as a PNG."""
     try:
         import matplotlib
 
@@ -355,7 +426,9 @@ def plot_history(history: History, path: Path) -> Optional[Path]:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4))
+    panels = 2 if history.exec_steps else 1
+    fig, axes = plt.subplots(1, panels, figsize=(7 * panels, 4), squeeze=False)
+    ax = axes[0, 0]
     ax.plot(history.steps, history.train_loss, label="train", alpha=0.7)
     if history.val_steps:
         ax.plot(history.val_steps, history.val_loss, "o-", label="validation")
@@ -364,6 +437,15 @@ def plot_history(history: History, path: Path) -> Optional[Path]:
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend()
+    if history.exec_steps:
+        ax = axes[0, 1]
+        ax.plot(history.exec_steps, [100 * a for a in history.exec_acc], "o-", label="execution accuracy")
+        ax.plot(history.exec_steps, [100 * e for e in history.executes], "s--", alpha=0.6, label="SQL executes")
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("% of the checked validation questions")
+        ax.set_ylim(-3, 103)
+        ax.grid(alpha=0.3)
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -89,11 +89,12 @@ def write_prepared_data(data_dir: Path, checkpoint_dir: Path, n_train: int = 48,
         table = tables[i % len(tables)]
         question = f"How many rows are in {table} with age > {20 + i}?"
         sql = f"SELECT count(*) FROM {table} WHERE age > {20 + i}"
-        prompt_ids = tokenizer.encode(style.apply(question, system="Answer with only the SQL query."))
+        prompt = style.apply(question, system="Answer with only the SQL query.")
+        prompt_ids = tokenizer.encode(prompt)
         answer_ids = tokenizer.encode(sql, bos=False, eos=True)
         records.append({
             "input_ids": torch.tensor(prompt_ids + answer_ids),
-            "labels": torch.tensor([-100] * len(prompt_ids) + answer_ids),
+            "labels": torch.tensor([-100] * len(prompt_ids) + answer_ids), "prompt": prompt,
             "question": question, "sql": sql, "schema": f"CREATE TABLE {table} (age INTEGER)", "db_path": None,
         })
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -1,11 +1,14 @@
-"""finetune/lora.py end to end on a tiny model: learning, QLoRA, exact resume after SIGKILL, NaN, bad input."""
+"""finetune/lora.py end to end on a tiny model: learning, QLoRA, the execution check, exact resume after SIGKILL,
+NaN, bad input, DDP."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -28,7 +31,8 @@ def tiny_run(tmp_path_factory):
     return root, checkpoint, data
 
 
-def finetune(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+def finetune(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    # The timeout only catches a hang: on a 2-core machine shared with other jobs a few-second run can take minutes.
     return subprocess.run([sys.executable, "finetune/lora.py", *args], capture_output=True, text=True,
                           cwd=REPO_ROOT, timeout=timeout)
 
@@ -37,12 +41,15 @@ def common(checkpoint: Path, data: Path, out: Path) -> list[str]:
     return ["--checkpoint_dir", str(checkpoint), "--data_dir", str(data), "--out_dir", str(out), *FAST]
 
 
-@pytest.mark.parametrize("quantize", [None, "bnb.nf4"])
-def test_training_lowers_the_validation_loss(tiny_run, quantize):
+# QLoRA: the frozen base in 4-bit NF4, LoRA and AdamW in float32, matmuls in bfloat16 (fewer steps: on a CPU under
+# load every 4-bit dequantization in bitsandbytes costs milliseconds).
+@pytest.mark.parametrize("quantize, steps", [(None, 30), ("bnb.nf4", 12)])
+def test_training_lowers_the_validation_loss(tiny_run, quantize, steps):
     root, checkpoint, data = tiny_run
     out = root / f"run-{quantize}"
     extra = ["--quantize", quantize, "--precision", "bf16-mixed"] if quantize else []
-    result = finetune(*common(checkpoint, data, out), "--train.max_steps", "30", "--train.eval_interval", "15", *extra)
+    result = finetune(*common(checkpoint, data, out), "--train.max_steps", str(steps), "--train.eval_interval",
+                      str(steps // 2), *extra)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((out / "train_summary.json").read_text())
     val = list(summary["val_loss"].values())
@@ -51,6 +58,58 @@ def test_training_lowers_the_validation_loss(tiny_run, quantize):
     assert adapter and all("lora_" in k and v.dtype == torch.float32 for k, v in adapter.items())
     assert (out / "hyperparameters.yaml").is_file() and (out / "loss.png").stat().st_size > 1000
     assert list((out / "logs").rglob("metrics.csv"))
+    # The execution check ran at the end (on the 4-bit base too) and is a fraction of the checked questions.
+    assert list(summary["val_exec_acc"]) == [str(steps)] and 0 <= summary["val_exec_acc"][str(steps)] <= 1
+
+
+def write_one_answer_data(data_dir: Path, checkpoint: Path, db: Path, n_train: int = 32, n_test: int = 8) -> Path:
+    """Questions worded many ways that all have the same answer, on a real SQLite file: a tiny model learns to
+    write that query within a few dozen steps."""
+    from lit_sql.prompts import load_prompt_style
+    from lit_sql.tokenizer import Tokenizer
+
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE singer (name TEXT, age INTEGER)")
+        con.executemany("INSERT INTO singer VALUES (?, ?)", [(f"s{i}", 20 + i) for i in range(7)])
+    tokenizer, style = Tokenizer(checkpoint), load_prompt_style(checkpoint)
+    sql = "SELECT count(*) FROM singer"
+    records = []
+    for i in range(n_train + n_test):
+        question = random.Random(i).choice(["How many singers are there?", "Count the singers.",
+                                            "What is the number of singers?", "How many singers do we have?"])
+        prompt = style.apply(f"{question} ({i})", system="Answer with only the SQL query.")
+        prompt_ids, answer_ids = tokenizer.encode(prompt), tokenizer.encode(sql, bos=False, eos=True)
+        records.append({"input_ids": torch.tensor(prompt_ids + answer_ids),
+                        "labels": torch.tensor([-100] * len(prompt_ids) + answer_ids), "prompt": prompt,
+                        "question": question, "sql": sql, "schema": "CREATE TABLE singer (name TEXT, age INTEGER)",
+                        "db_path": str(db)})
+    data_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(records[:n_train], data_dir / "train.pt")
+    torch.save(records[n_train:], data_dir / "test.pt")
+    (data_dir / "meta.json").write_text(json.dumps({"tokenizer": tokenizer.name, "prompt_style": style.name}))
+    return data_dir
+
+
+def test_execution_accuracy_is_checked_during_training(tiny_run, tmp_path):
+    """Every --train.exec_eval_interval steps the model being trained writes SQL for a few test questions, which
+    is run against the database: the untrained model fails, the trained one gets them right."""
+    _, checkpoint, _ = tiny_run
+    data = write_one_answer_data(tmp_path / "data", checkpoint, tmp_path / "singers.sqlite")
+    out = tmp_path / "run"
+    result = finetune(*common(checkpoint, data, out), "--train.max_steps", "24", "--train.learning_rate", "1e-2",
+                      "--train.global_batch_size", "4", "--train.exec_eval_interval", "8",
+                      "--train.exec_eval_examples", "4", "--train.eval_interval", "100")
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = list(csv.DictReader(open(next((out / "logs").rglob("metrics.csv")))))
+    checks = {int(r["step"]): float(r["val_exec_acc"]) for r in rows if r.get("val_exec_acc")}
+    assert sorted(checks) == [8, 16, 24]
+    assert checks[24] == 1.0 and checks[8] < 1.0, checks
+    assert "val_exec_acc 1.0000" in result.stdout
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["val_exec_acc"] == {str(k): v for k, v in checks.items()}
+    assert summary["val_executes"]["24"] == 1.0
+    width = int.from_bytes((out / "loss.png").read_bytes()[16:20], "big")
+    assert width > 1200  # a second panel for the execution accuracy beside the loss
 
 
 def test_resume_after_sigkill_reaches_the_same_result(tiny_run):
@@ -130,5 +189,9 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tiny_run):
     assert result.returncode == 0, result.stderr[-2000:]
     a, b = torch.load(single / "adapter.pth"), torch.load(ddp / "adapter.pth")
     assert set(a) == set(b)
+    # Both ranks took part in the final execution check and logged the same summed figure.
+    exec_single = json.loads((single / "train_summary.json").read_text())["val_exec_acc"]
+    exec_ddp = json.loads((ddp / "train_summary.json").read_text())["val_exec_acc"]
+    assert list(exec_ddp) == ["4"] and exec_ddp == exec_single
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
     assert any(a[k].abs().sum() > 0 for k in a if "lora_B" in k)  # training did move the adapter

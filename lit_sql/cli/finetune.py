@@ -24,7 +24,8 @@ from lit_sql.lora import (ADAPTER_FILE, HYPERPARAMETERS_FILE, LoRAConfig, inject
                           read_hyperparameters, save_hyperparameters, trainable_parameters)
 from lit_sql.quantize import check_quantize_mode, quantize_model
 from lit_sql.tokenizer import Tokenizer
-from lit_sql.training import TrainArgs, fit, latest_checkpoint, make_optimizer, plot_history, save_json
+from lit_sql.training import (ExecutionCheck, TrainArgs, fit, latest_checkpoint, make_optimizer, plot_history,
+                              save_json)
 
 PRECISION_HELP = """32-true: everything in float32 (slowest, most exact).
 bf16-true: weights, activations, LoRA and optimizer state in bfloat16 (fastest on CPUs with AMX and on GPUs).
@@ -175,6 +176,29 @@ def make_logger(kind: str, out_dir: Path):
     return CSVLogger(root_dir=out_dir / "logs", name="csv", flush_logs_every_n_steps=10)
 
 
+def make_exec_check(fabric, train: TrainArgs, test_data: list[dict], tokenizer: Tokenizer, checkpoint_dir: Path,
+                    meta: dict) -> Optional[ExecutionCheck]:
+    """The execution-accuracy check on a few test questions, or None (turned off, nothing to run SQL on, or a
+    sharded model)."""
+    if not train.exec_eval_interval or not test_data:
+        return None
+    from lightning.fabric.strategies import FSDPStrategy
+
+    from lit_sql.prompts import load_prompt_style
+
+    if isinstance(fabric.strategy, FSDPStrategy):
+        fabric.print("note: no execution check during training under FSDP (a sharded model cannot generate on one "
+                     "rank); evaluate the adapter afterwards with eval/sql.py")
+        return None
+    check = ExecutionCheck(test_data, tokenizer, load_prompt_style(checkpoint_dir, meta.get("prompt_style")),
+                           train.exec_eval_examples, seed=train.seed)
+    if not check:
+        fabric.print("note: no execution check during training: the test examples carry no gold SQL with a database "
+                     "or schema to run it on")
+        return None
+    return check
+
+
 def main(fabric, checkpoint_dir: Path, out_dir: Path, lora: LoRAConfig, train: TrainArgs, quantize: Optional[str],
          precision: str, train_data: list[dict], test_data: list[dict], meta: dict, tokenizer: Tokenizer,
          resume: Optional[Path], data_dir: Path) -> Path:
@@ -195,7 +219,11 @@ def main(fabric, checkpoint_dir: Path, out_dir: Path, lora: LoRAConfig, train: T
     model = fabric.setup_module(model)
     optimizer = fabric.setup_optimizers(make_optimizer(trainable_parameters(model), train))
     pad_id = tokenizer.eos_id  # any id works: padded positions are masked out of attention and loss
-    history = fit(fabric, model, optimizer, train_data, test_data, train, out_dir, resume=resume, pad_id=pad_id)
+    exec_check = make_exec_check(fabric, train, test_data, tokenizer, checkpoint_dir, meta)
+    history = fit(fabric, model, optimizer, train_data, test_data, train, out_dir, resume=resume,
+                  exec_check=exec_check, pad_id=pad_id)
+    for logger in fabric.loggers:
+        logger.finalize("success")  # the CSV logger writes in batches: the last steps' figures too
     fabric.barrier()
     if fabric.global_rank == 0:
         state = {k: v.detach().float().cpu() for k, v in lora_state_dict(model).items()}
@@ -207,6 +235,8 @@ def main(fabric, checkpoint_dir: Path, out_dir: Path, lora: LoRAConfig, train: T
             "first_train_loss": history.train_loss[0] if history.train_loss else None,
             "final_train_loss": history.train_loss[-1] if history.train_loss else None,
             "val_loss": dict(zip(history.val_steps, history.val_loss)),
+            "val_exec_acc": dict(zip(history.exec_steps, history.exec_acc)),
+            "val_executes": dict(zip(history.exec_steps, history.executes)),
             "seconds": time.perf_counter() - start,
         }
         save_json(out_dir / "train_summary.json", summary)
