@@ -249,6 +249,13 @@ def fit(
     tokens_seen, window_start = 0, time.perf_counter()
     last_good = latest_checkpoint(out_dir)
     trainable = [p for p in model.parameters() if p.requires_grad]
+    if val_data and state["step"] == 0:
+        # The starting point, so the history shows how far fine-tuning moved the validation loss (not counted
+        # against the time budget).
+        history.val_steps.append(0)
+        history.val_loss.append(validate(fabric, model, val_data, args, pad_id))
+        fabric.log_dict({"val_loss": history.val_loss[0]}, step=0)
+        fabric.print(f"step 0: val_loss {history.val_loss[0]:.4f}")
     model.train()
     clock = CLOCKS[args.clock]
     budget = None if args.max_minutes is None else 60.0 * args.max_minutes
