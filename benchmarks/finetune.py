@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import random
 import statistics
 import subprocess
@@ -21,19 +20,13 @@ from datetime import date
 from pathlib import Path
 
 import torch
+from _common import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "benchmarks" / ".cache"
 PEERS_VENV = ROOT / "benchmarks" / ".venv-peers"
 SPIDER = ROOT.parent / "shared" / "data" / "spider-train"
 RUNNERS = ROOT / "benchmarks" / "_finetune_runners.py"
-
-
-def cpu_name() -> str:
-    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-        if line.startswith("Model name:"):
-            return f"{line.split(':', 1)[1].strip()}, {torch.get_num_threads()} cores"
-    return platform.processor()
 
 
 def ensure_peers() -> Path:
