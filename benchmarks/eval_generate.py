@@ -3,10 +3,12 @@ answering one question at a time, on the same model and Spider test prompts.
 
     .venv/bin/python benchmarks/eval_generate.py          # writes benchmarks/results/eval_generate.json
 
-lit_sql: `lit_sql.evaluate.generate_sql` exactly as `eval/sql.py` runs it (prompts sorted by length, batches of
-`--batch_size`, left padding, KV cache, each row stopping at its own end token). transformers: `generate` greedy
-per question with the same stop token and `--max_new_tokens`. Same weights (the fine-tuned adapter merged, so
-answers are SQL of realistic length), float32, greedy; the tools alternate, `--reps` each, the median counts.
+lit_sql: `lit_sql.evaluate.generate_sql` exactly as `eval/sql.py` runs it on `--questions` test questions (questions
+on the same database batched together so their shared system prompt and schema are computed once, batches of
+`--batch_size`, KV cache, each row stopping at its own end token). transformers: `generate` greedy per question,
+with the same stop token and `--max_new_tokens`, on a seeded sample of `--peer_questions` of the same questions.
+Same weights (the fine-tuned adapter merged, so answers are SQL of realistic length), float32, greedy; the tools
+alternate, `--reps` each, the median counts.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import time
 from datetime import date
@@ -31,7 +34,11 @@ def main() -> None:
     p.add_argument("--data_dir", type=Path, default=ROOT / "data" / "spider")
     p.add_argument("--lora_path", type=Path, default=ROOT / "out" / "spider_split" / "lit_sql",
                    help="an adapter to merge first (answers of realistic length); missing: the base model")
-    p.add_argument("--questions", type=int, default=24)
+    p.add_argument("--questions", type=int, default=200,
+                   help="the evaluation set, as eval/sql.py --limit picks it (questions share databases as in use)")
+    p.add_argument("--peer_questions", type=int, default=48,
+                   help="transformers answers this seeded sample of them: one at a time, its cost per question "
+                        "does not depend on the others, and all 200 would take ~7 minutes a repetition")
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--max_new_tokens", type=int, default=160)
     p.add_argument("--reps", type=int, default=3)
@@ -52,9 +59,10 @@ def main() -> None:
     lora = args.lora_path if (args.lora_path / "adapter.pth").is_file() else None
     tokenizer, style = Tokenizer(checkpoint), load_prompt_style(checkpoint)
     prompts = [prompt_of(ex, style) for ex in load_split(args.data_dir, "test", args.questions, seed=1234)]
+    peer_sample = sorted(random.Random(0).sample(range(len(prompts)), min(args.peer_questions, len(prompts))))
     cfg = EvalConfig(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
     model = load_for_inference(checkpoint, "32-true", lora_path=lora)
-    merged = load_for_inference(checkpoint, "32-true", lora_path=lora, fast=False)  # plain layout for export
+    merged = load_for_inference(checkpoint, "32-true", lora_path=lora, fast_decoding=False)  # plain layout for export
     hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(**hf_config_dict(merged.config)))
     hf.load_state_dict(to_hf_state_dict(merged.state_dict(), merged.config), strict=False)
     hf.tie_weights()
@@ -68,7 +76,7 @@ def main() -> None:
     def hf_run() -> list[str]:
         answers = []
         with torch.inference_mode():
-            for text in prompts:
+            for text in (prompts[i] for i in peer_sample):
                 idx = torch.tensor([tokenizer.encode(text)])
                 out = hf.generate(idx, attention_mask=torch.ones_like(idx), max_new_tokens=args.max_new_tokens,
                                   do_sample=False, eos_token_id=stop_ids, pad_token_id=tokenizer.eos_id)
@@ -82,19 +90,20 @@ def main() -> None:
         for name, fn in tools.items():
             start = time.perf_counter()
             answers[name] = fn()
-            rate = 60 * len(prompts) / (time.perf_counter() - start)
+            rate = 60 * len(answers[name]) / (time.perf_counter() - start)
             runs[name].append(round(rate, 1))
             print(f"rep {rep + 1} {name:14s} {rate:7.1f} questions/minute", flush=True)
     median = {k: statistics.median(v) for k, v in runs.items()}
-    same = sum(a == b for a, b in zip(answers["lit_sql"], answers["transformers"]))
+    same = sum(answers["lit_sql"][i] == b for i, b in zip(peer_sample, answers["transformers"]))
     report = {
         "name": "eval_generate", "date": date.today().isoformat(), "device": cpu_name(),
         "metric": "questions/minute (greedy SQL generation for evaluation)", "higher_is_better": True,
         "lit_sql": median["lit_sql"], "peers": {"transformers (one question at a time)": median["transformers"]},
         "ratio_vs_best_peer": round(median["lit_sql"] / median["transformers"], 2),
-        "same_sql": f"{same}/{len(prompts)}",
+        "same_sql": f"{same}/{len(peer_sample)}",
         "settings": {"model": "SmolLM2-135M-Instruct" + (f" + {lora.name} adapter (merged)" if lora else ""),
                      "data": f"{args.data_dir.name} test split", "questions": len(prompts),
+                     "peer_questions": len(peer_sample),
                      "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens, "precision": "32-true",
                      "threads": torch.get_num_threads(), "transformers": transformers.__version__,
                      "torch": torch.__version__},

@@ -54,21 +54,38 @@ def prompt_of(example: dict, style) -> str:
     return build_prompt(style, example["question"], example["schema"], evidence=example.get("evidence"))
 
 
+def plan_batches(encoded: Sequence[Sequence[int]], size: int) -> list[list[int]]:
+    """Prompt indices in batches of at most `size`: questions on the same database together, so a batch's
+    shared beginning (system prompt and schema, most of a text-to-SQL prompt) is computed once
+    (`generate_batch`); prompts that share little with any other are batched by length, to pad little."""
+    from lit_sql.generation import common_prefix_length
+
+    groups: list[list[int]] = []  # runs, in sorted order, sharing at least half of the shorter prompt
+    for i in sorted(range(len(encoded)), key=lambda i: list(encoded[i])):
+        if groups:
+            first = encoded[groups[-1][0]]
+            if 2 * common_prefix_length([first, encoded[i]]) >= min(len(first), len(encoded[i])):
+                groups[-1].append(i)
+                continue
+        groups.append([i])
+    batches = [g[k:k + size] for g in groups if len(g) > 1 for k in range(0, len(g), size)]
+    loners = sorted((g[0] for g in groups if len(g) == 1), key=lambda i: -len(encoded[i]))
+    return batches + [loners[k:k + size] for k in range(0, len(loners), size)]
+
+
 def generate_sql(model, tokenizer, style, prompts: Sequence[str], cfg: EvalConfig, seed: int = 1234,
                  desc: str = "generating") -> list[list[str]]:
     """`num_samples` SQL candidates per prompt (greedy when 1), in batches of similar length."""
     from lit_sql.sql.extract import extract_sql
 
     encoded = [tokenizer.encode(p) for p in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))  # similar lengths share a batch
     sampling = SamplingConfig() if cfg.num_samples == 1 else SamplingConfig(cfg.temperature, None, cfg.top_p)
     generator = torch.Generator().manual_seed(seed)
     stops = style.stop_tokens(tokenizer)
     per_batch = max(1, cfg.batch_size // cfg.num_samples)
     out: list[list[str]] = [[] for _ in prompts]
     with tqdm(total=len(prompts), desc=desc, unit="question", leave=False) as bar:
-        for start in range(0, len(order), per_batch):
-            rows = order[start:start + per_batch]
+        for rows in plan_batches(encoded, per_batch):
             batch = [encoded[i] for i in rows for _ in range(cfg.num_samples)]
             texts = generate_batch(model, batch, cfg.max_new_tokens, pad_id=tokenizer.eos_id, sampling=sampling,
                                    stop_tokens=stops, generator=generator)

@@ -119,6 +119,19 @@ def generate(
         model.clear_kv_cache()
 
 
+# A shorter shared beginning is not worth the extra forward pass.
+MIN_SHARED_PREFIX = 16
+
+
+def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
+    """How many leading tokens all sequences have in common."""
+    first = sequences[0]
+    n = min(len(s) for s in sequences)
+    for other in sequences[1:]:
+        n = next((i for i in range(n) if other[i] != first[i]), n)
+    return n
+
+
 @torch.inference_mode()
 def generate_batch(
     model: GPT,
@@ -129,23 +142,42 @@ def generate_batch(
     stop_tokens: Sequence[Sequence[int]] = (),
     generator: Optional[torch.Generator] = None,
 ) -> list[list[int]]:
-    """Decode several prompts at once (left-padded); each row stops on its own stop sequence."""
+    """Decode several prompts at once; each row stops on its own stop sequence.
+
+    Rows are padded on the left, or, when all prompts begin alike (the same system prompt and schema, or one
+    prompt sampled several times), laid out as [shared beginning][padding][rest]: the shared beginning is computed
+    once and its keys and values copied to every row. Rotary positions count real tokens only, so either layout
+    gives each row what it would get alone.
+    """
     device = model.wte.weight.device
     longest = max(len(p) for p in prompts)
     check_fits(model, longest, max_new_tokens)
     B, total = len(prompts), longest + max_new_tokens
+    # Every row keeps at least its last prompt token for the batched pass: that is where its first logits come from.
+    shared = min(common_prefix_length(prompts), min(len(p) for p in prompts) - 1) if B > 1 else 0
+    if shared < MIN_SHARED_PREFIX:
+        shared = 0
     if model.max_seq_length < total:
         model.max_seq_length = total
     idx = torch.full((B, longest), pad_id, dtype=torch.long, device=device)
     mask = torch.zeros(B, total, dtype=torch.bool, device=device)
     for row, p in enumerate(prompts):
-        idx[row, longest - len(p):] = torch.tensor(list(p), dtype=torch.long)
-        mask[row, longest - len(p):] = True  # the generated positions are real tokens too
+        rest = longest - (len(p) - shared)  # where the row's tokens after the shared beginning start
+        idx[row, :shared] = torch.tensor(list(p[:shared]), dtype=torch.long)
+        idx[row, rest:] = torch.tensor(list(p[shared:]), dtype=torch.long)
+        mask[row, :shared] = True
+        mask[row, rest:] = True  # the generated positions are real tokens too
     model.set_kv_cache(B, total, device=device)
     outputs: list[list[int]] = [[] for _ in range(B)]
     done = torch.zeros(B, dtype=torch.bool, device=device)
     try:
-        logits = model(idx, input_pos=0, attention_mask=mask[:, :longest], last_only=True)
+        if shared:
+            model(idx[:1, :shared], input_pos=0, last_only=True)  # fills row 0 of every layer's cache
+            for block in model.blocks:
+                cache = block.attn.kv_cache
+                cache.k[1:B, :, :shared] = cache.k[:1, :, :shared]
+                cache.v[1:B, :, :shared] = cache.v[:1, :, :shared]
+        logits = model(idx[:, shared:], input_pos=shared, attention_mask=mask[:, :longest], last_only=True)
         pos = longest
         for _ in range(max_new_tokens):
             tokens = sample(logits[:, -1], sampling, generator)

@@ -124,6 +124,9 @@ def test_greedy_generation_gives_the_same_tokens(exact):
     assert list(generate(fast, prompt, 20)) == list(generate(ref, prompt, 20))
     prompts = [[5, 17, 3, 42, 8], [9, 1], [7, 7, 7]]
     assert generate_batch(fast, prompts, 10, pad_id=0) == generate_batch(ref, prompts, 10, pad_id=0)
+    shared = list(range(3, 23))  # a beginning all rows share: prefilled once, then copied in the cache
+    prompts = [shared + [5, 17], shared + [9], shared + [7, 7, 7, 4]]
+    assert generate_batch(fast, prompts, 10, pad_id=0) == [list(generate(ref, p, 10)) for p in prompts]
 
 
 def test_lora_and_bf16_blocks_are_left_alone():

@@ -46,6 +46,25 @@ def test_batch_generation_equals_one_by_one():
     assert with_stop == [list(generate(model, p, 10, stop_tokens=stop)) for p in prompts]
 
 
+def test_batch_generation_computes_a_shared_beginning_once_with_the_same_tokens(monkeypatch):
+    """Prompts that begin alike (one schema, several questions; one prompt sampled several times) prefill the
+    shared part once: the tokens are still those of each prompt alone."""
+    model = random_model(LLAMA3_STYLE)
+    schema = torch.randint(3, 101, (24,)).tolist()
+    prompts = [schema + torch.randint(3, 101, (n,)).tolist() for n in (5, 1, 9)] + [list(schema)]
+    single = [list(generate(model, p, 10)) for p in prompts]
+    calls = []
+    forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda idx, *a, **k: calls.append(tuple(idx.shape)) or forward(idx, *a, **k))
+    assert generate_batch(model, prompts, 10, pad_id=0) == single
+    assert calls[0] == (1, 23)  # the shared beginning once (the shortest prompt keeps its last token)
+    assert calls[1] == (4, 10)  # then every row from there on: 24 + 9 - 23 tokens
+    calls.clear()
+    unrelated = [p[::-1] for p in prompts]  # no shared beginning: one left-padded prefill
+    assert generate_batch(model, unrelated, 10, pad_id=0) == [list(generate(model, p, 10)) for p in unrelated]
+    assert calls[0] == (4, 33)
+
+
 def test_sampling_filters():
     logits = torch.tensor([[1.0, 3.0, 2.0, 0.5]])
     g = torch.Generator().manual_seed(0)
@@ -63,3 +82,18 @@ def test_prompt_longer_than_context_is_refused():
     model = random_model(LLAMA3_STYLE)
     with pytest.raises(LitSQLError, match="context of 128 tokens"):
         list(generate(model, [1] * 120, 20))
+
+
+def test_evaluation_batches_questions_on_the_same_database_together():
+    from lit_sql.evaluate import plan_batches
+
+    schema_a, schema_b = list(range(100, 140)), list(range(200, 230))
+    prompts = [schema_a + [1, 2], [7, 8, 9], schema_b + [5], schema_a + [3], [4] * 12, schema_b + [6, 6],
+               schema_a + [9, 9, 9], [50, 51]]
+    batches = plan_batches(prompts, 2)
+    assert sorted(i for b in batches for i in b) == list(range(len(prompts)))  # every question once
+    assert all(len(b) <= 2 for b in batches)
+    groups = [{0, 3, 6}, {2, 5}]
+    for b in batches[:3]:  # same-database batches first, never mixing databases
+        assert any(set(b) <= g for g in groups), batches
+    assert batches[3:] == [[4, 1], [7]]  # the rest: longest first
