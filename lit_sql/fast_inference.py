@@ -10,11 +10,12 @@ cuts both without changing what the model computes:
 - Exact compressed weights: a checkpoint converted from a GGUF file holds dequantized values, and every
   32-weight block of a row is then exactly `d * q + m` (Q4_1: q in 0..15, d and m float16) or `d * q`
   (Q8_0: q in -127..127). Such matrices are also stored in that form (5-8.5 bits a weight instead of 32: a
-  decode step reads ~5x fewer bytes) and multiplied by a small AVX-512 kernel (C source below, compiled once with the system's C compiler into
-  ~/.cache/lit_sql) that rebuilds each weight bit for bit in float32 and accumulates in float32: only the
-  summation order differs from `x @ W.T` (logits within ~1e-5, greedy tokens the same). A prompt (more than
-  16 rows) is compute-bound: it uses the BLAS GEMM on the float32 weights, which are kept for it.
-- Everything else (weights not exactly on such a grid, a CPU without AVX-512, no C compiler) keeps float32
+  decode step reads ~5x fewer bytes) and multiplied by a small AVX2/AVX-512 kernel (C source below, compiled
+  once with the system's C compiler into ~/.cache/lit_sql) that rebuilds each weight bit for bit in float32
+  and accumulates in float32: only the summation order differs from `x @ W.T` (logits within ~1e-5, greedy
+  tokens the same). A prompt (more than 16 rows) is compute-bound: it uses the BLAS GEMM on the float32
+  weights, which are kept for it.
+- Everything else (weights not exactly on such a grid, a CPU without AVX2, no C compiler) keeps float32
   weights, stored transposed: `x @ w_t` is the faster GEMM layout at one row.
 
 Only for evaluation models: the result has no separate q/k/v/gate/up parameters and no gradients. Blocks
@@ -42,16 +43,45 @@ _KERNEL_SOURCE = r"""
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
-/* x . w over K floats (K a multiple of 32) with two accumulators: every dot product below sums in this order,
+/* Written with GCC/Clang vector types at the machine's own width, not intrinsics, so one source builds for
+   AVX-512 (16 floats a vector) and AVX2 (8). A 32-weight block is PARTS vectors. */
+#ifdef __AVX512F__
+#define LANES 16
+#else
+#define LANES 8
+#endif
+#define PARTS (32 / LANES)
+typedef float vf __attribute__((vector_size(4 * LANES)));
+typedef int32_t vi __attribute__((vector_size(4 * LANES)));
+/* LANES bytes widened to LANES int32s: the compilers do not turn a generic conversion into one instruction. */
+#ifdef __AVX512F__
+static inline vi widen_u8(const uint8_t* p) { return (vi)_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)p)); }
+static inline vi widen_s8(const uint8_t* p) { return (vi)_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)p)); }
+#else
+static inline vi widen_u8(const uint8_t* p) { return (vi)_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)p)); }
+static inline vi widen_s8(const uint8_t* p) { return (vi)_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)p)); }
+#endif
+
+static inline vf load(const float* p) { vf v; memcpy(&v, p, sizeof v); return v; }
+static inline void store(float* p, vf v) { memcpy(p, &v, sizeof v); }
+static inline float hsum(vf v) {
+  float s[LANES];
+  memcpy(s, &v, sizeof s);
+  for (int width = LANES / 2; width; width /= 2)
+    for (int i = 0; i < width; ++i) s[i] += s[i + width];
+  return s[0];
+}
+
+/* x . w over K floats (K a multiple of 32) with PARTS accumulators: every dot product below sums in this order,
    so one row and a batch of rows get the same numbers. */
 static inline float dot(const float* x, const float* w, int64_t K) {
-  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-  for (int64_t k = 0; k < K; k += 32) {
-    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k), _mm512_loadu_ps(w + k), a0);
-    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 16), _mm512_loadu_ps(w + k + 16), a1);
-  }
-  return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+  vf acc[PARTS] = {{0}};
+  for (int64_t k = 0; k < K; k += 32)
+    for (int p = 0; p < PARTS; ++p) acc[p] += load(x + k + p * LANES) * load(w + k + p * LANES);
+  for (int p = 1; p < PARTS; ++p) acc[0] += acc[p];
+  return hsum(acc[0]);
 }
 
 /* One compressed row: q4 (m given): 16 bytes a block, byte j holds q[j] in its low nibble and q[j+16] in its
@@ -63,39 +93,40 @@ static inline Row row_at(const uint8_t* q, const float* d, const float* m, int64
   return r;
 }
 
-/* The 32 weights of block b. d*q is exact in float32, so the fused multiply-add rounds once, as d*q + m does. */
-static inline void block(Row r, int64_t b, __m512* w0, __m512* w1) {
-  const __m512 d = _mm512_set1_ps(r.d[b]);
+/* The 32 weights of block b, as PARTS vectors. d*q is exact in float32, so d*q + m rounds once whether or not
+   the compiler fuses it into one multiply-add. */
+static inline void block(Row r, int64_t b, vf w[PARTS]) {
+  const vf d = (vf){0} + r.d[b];
   if (r.m) {
-    const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(r.q + 16 * b)));
-    const __m512 m = _mm512_set1_ps(r.m[b]);
-    *w0 = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(_mm512_and_si512(v, _mm512_set1_epi32(15))), m);
-    *w1 = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4)), m);
+    const vf m = (vf){0} + r.m[b];
+    for (int p = 0; p < PARTS; ++p) {  /* the first half of the parts are low nibbles, the second high ones */
+      const vi v = widen_u8(r.q + 16 * b + (p % (PARTS / 2)) * LANES);
+      w[p] = d * __builtin_convertvector(p < PARTS / 2 ? v & 15 : v >> 4, vf) + m;
+    }
   } else {
-    const int8_t* q = (const int8_t*)r.q + 32 * b;
-    *w0 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)q))));
-    *w1 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(q + 16)))));
+    for (int p = 0; p < PARTS; ++p) {
+      w[p] = d * __builtin_convertvector(widen_s8(r.q + 32 * b + p * LANES), vf);
+    }
   }
 }
 
 static inline void unpack(Row r, int64_t K, float* w) {
-  __m512 w0, w1;
+  vf part[PARTS];
   for (int64_t b = 0; b < K / 32; ++b) {
-    block(r, b, &w0, &w1);
-    _mm512_storeu_ps(w + 32 * b, w0);
-    _mm512_storeu_ps(w + 32 * b + 16, w1);
+    block(r, b, part);
+    for (int p = 0; p < PARTS; ++p) store(w + 32 * b + p * LANES, part[p]);
   }
 }
 
 /* dot(x, row) with the row rebuilt in registers only (one token: nothing to reuse it for). */
 static inline float dot_row(const float* x, Row r, int64_t K) {
-  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), w0, w1;
+  vf acc[PARTS] = {{0}}, part[PARTS];
   for (int64_t b = 0; b < K / 32; ++b) {
-    block(r, b, &w0, &w1);
-    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + 32 * b), w0, a0);
-    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + 32 * b + 16), w1, a1);
+    block(r, b, part);
+    for (int p = 0; p < PARTS; ++p) acc[p] += load(x + 32 * b + p * LANES) * part[p];
   }
-  return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+  for (int p = 1; p < PARTS; ++p) acc[0] += acc[p];
+  return hsum(acc[0]);
 }
 
 static inline float silu(float v) { return v / (1.0f + expf(-v)); }
@@ -158,8 +189,8 @@ int pack(const float* w, int64_t N, int64_t K, uint8_t* q, float* d, float* m, i
   for (int64_t b = 0; b < N * K / 32; ++b) {
     if (!ok) continue;  /* one bad block rejects the matrix */
     const float* v = w + 32 * b;
-    const __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v + 16);
-    const float lo = _mm512_reduce_min_ps(_mm512_min_ps(v0, v1)), hi = _mm512_reduce_max_ps(_mm512_max_ps(v0, v1));
+    float lo = v[0], hi = v[0];
+    for (int j = 1; j < 32; ++j) lo = fminf(lo, v[j]), hi = fmaxf(hi, v[j]);
     const float db = half_round(m ? (hi - lo) / 15.0f : fmaxf(hi, -lo) / 127.0f), mb = m ? lo : 0.0f;
     const float inv = db > 0.0f ? 1.0f / db : 0.0f;  /* q is within rounding error of an integer, or rejected */
     float qf[32];
@@ -202,11 +233,10 @@ void decode_attention(const float* q, int64_t q_stride, const float* kc, const f
     }
     for (int64_t s = 0; s < S; ++s) total += (p[s] = expf(p[s] - top));
     float* out = y + bh * hs;
-    for (int64_t k = 0; k < hs; k += 16) {
-      __m512 acc = _mm512_setzero_ps();
-      for (int64_t s = 0; s < S; ++s)
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(p[s]), _mm512_loadu_ps(vh + s * hs + k), acc);
-      _mm512_storeu_ps(out + k, _mm512_div_ps(acc, _mm512_set1_ps(total)));
+    for (int64_t k = 0; k < hs; k += LANES) {
+      vf acc = {0};
+      for (int64_t s = 0; s < S; ++s) acc += p[s] * load(vh + s * hs + k);
+      store(out + k, acc / total);
     }
     _mm_free(p);
   }
@@ -216,6 +246,8 @@ _kernels: Optional[ctypes.CDLL] = None
 _kernels_error: Optional[str] = None
 # Above this many rows (a prompt), the BLAS GEMM on float32 weights is faster.
 _KERNEL_MAX_ROWS = 16
+# torch's name for the CPU's vector instructions -> the compiler flags the kernels are built with.
+_ISA_FLAGS = {"AVX2": ["-mavx2"], "AVX512": ["-mavx512f"], "AVX512_BF16": ["-mavx512f"], "AMX": ["-mavx512f"]}
 
 
 def exact_kernels() -> Optional[ctypes.CDLL]:
@@ -229,12 +261,14 @@ def exact_kernels() -> Optional[ctypes.CDLL]:
     capability = torch.backends.cpu.get_cpu_capability()
     cache = Path(os.environ.get("LIT_SQL_CACHE", Path.home() / ".cache" / "lit_sql")) / "kernels"
     lib_path = cache / f"exact_mm-{hashlib.sha256(_KERNEL_SOURCE.encode()).hexdigest()[:16]}.so"
-    if capability not in ("AVX512", "AVX512_BF16", "AMX"):
-        _kernels_error = f"the CPU lacks AVX-512 (torch reports {capability})"
+    isa_flags = _ISA_FLAGS.get(capability)
+    lib_path = lib_path.with_name(f"{lib_path.stem}-{capability.lower()}.so")  # a cache shared by different CPUs
+    if isa_flags is None:
+        _kernels_error = f"the CPU lacks AVX2 and AVX-512 (torch reports {capability})"
     else:
         try:
             if not lib_path.is_file():
-                _compile(lib_path)
+                _compile(lib_path, isa_flags)
             _kernels = ctypes.CDLL(str(lib_path))
         except (OSError, subprocess.CalledProcessError) as e:
             detail = (getattr(e, "stderr", None) or str(e)).strip()
@@ -253,14 +287,16 @@ def exact_kernels() -> Optional[ctypes.CDLL]:
     return _kernels
 
 
-def _compile(lib_path: Path) -> None:
+def _compile(lib_path: Path, isa_flags: list[str]) -> None:
     lib_path.parent.mkdir(parents=True, exist_ok=True)
     src = lib_path.with_name(f"{lib_path.stem}.{os.getpid()}.c")  # per process: concurrent first runs are safe
     tmp = src.with_suffix(".so.tmp")
     try:
         src.write_text(_KERNEL_SOURCE)
-        cmd = [os.environ.get("CC", "cc"), "-O3", "-mavx512f", "-mfma", "-mf16c", "-ffp-contract=off", "-fopenmp",
-               "-shared", "-fPIC", str(src), "-o", str(tmp)]
+        # fp-contract=fast lets the dot products use fused multiply-adds; the weights stay exact either way (see
+        # `block`), and nothing else in the source multiplies and adds in one expression.
+        cmd = [os.environ.get("CC", "cc"), "-O3", *isa_flags, "-mfma", "-mf16c", "-ffp-contract=fast", "-Wno-psabi",
+               "-fopenmp", "-shared", "-fPIC", str(src), "-o", str(tmp)]
         subprocess.run(cmd, check=True, capture_output=True, text=True)
         os.replace(tmp, lib_path)  # atomic: no process ever loads a half-written file
     finally:

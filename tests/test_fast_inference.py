@@ -18,7 +18,7 @@ from lit_sql.generation import generate, generate_batch
 from lit_sql.model import GPT
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-needs_kernels = pytest.mark.skipif(exact_kernels() is None, reason="the exact kernels need AVX-512 and a C compiler")
+needs_kernels = pytest.mark.skipif(exact_kernels() is None, reason="the exact kernels need AVX2 or AVX-512 and a C compiler")
 
 
 def tiny_model(seed: int = 0) -> GPT:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from lit_sql.errors import LitSQLError
 from lit_sql.training import TrainArgs, lr_at
@@ -46,3 +47,13 @@ def test_a_cpu_time_budget_ends_the_run(tmp_path):
     rows = list(csv.DictReader(open(next((out / "logs").rglob("metrics.csv")))))
     lrs = [float(r["lr"]) for r in rows if r.get("lr")]
     assert lrs[-1] < 0.5 * max(lrs)  # the cosine reached its second half by the end of the budget
+
+
+def test_default_precision_follows_the_hardware(monkeypatch):
+    from lit_sql.training import default_precision
+
+    assert default_precision(use_cuda=True) == "bf16-mixed"
+    for capability, expected in (("AVX512_BF16", "bf16-true"), ("AMX", "bf16-true"), ("AVX2", "32-true"),
+                                 ("AVX512", "32-true"), ("DEFAULT", "32-true")):
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda c=capability: c)
+        assert default_precision(use_cuda=False) == expected

@@ -46,7 +46,7 @@ def demo(
         checkpoint_dir: the base model (default: the embedded SmolLM2-135M-Instruct).
         steps: optimizer steps (default 80, quick 25). Scale up on a GPU.
         eval_questions: test questions evaluated before and after (default 100, quick 24).
-        precision: training precision (default bf16-true on CPU, bf16-mixed on GPU).
+        precision: training precision (default: `lit_sql.training.default_precision`).
         devices: training devices.
         learning_rate: peak learning rate of the LoRA weights.
         retrieval: off by default. examples:K (few-shot examples from the training questions) and/or schema

@@ -24,8 +24,8 @@ from lit_sql.lora import (ADAPTER_FILE, HYPERPARAMETERS_FILE, LoRAConfig, inject
                           read_hyperparameters, save_hyperparameters, trainable_parameters)
 from lit_sql.quantize import check_quantize_mode, quantize_model
 from lit_sql.tokenizer import Tokenizer
-from lit_sql.training import (ExecutionCheck, TrainArgs, fit, latest_checkpoint, make_optimizer, plot_history,
-                              save_json)
+from lit_sql.training import (ExecutionCheck, TrainArgs, default_precision, fit, latest_checkpoint, make_optimizer,
+                              plot_history, save_json)
 
 PRECISION_HELP = """32-true: everything in float32 (slowest, most exact).
 bf16-true: weights, activations, LoRA and optimizer state in bfloat16 (fastest on CPUs with AMX and on GPUs).
@@ -90,8 +90,8 @@ def setup(
         data_dir: folder with train.pt, test.pt and meta.json.
         checkpoint_dir: the base model (the embedded SmolLM2 is converted on first use).
         out_dir: where adapter.pth, hyperparameters.yaml, logs, checkpoints and loss.png go.
-        precision: 32-true, bf16-true, bf16-mixed, 16-mixed or 16-true. Default: bf16-true on CPU, bf16-mixed
-            on GPU. See `PRECISION_HELP` in lit_sql/cli/finetune.py.
+        precision: 32-true, bf16-true, bf16-mixed, 16-mixed or 16-true. Default: bf16-true on CPUs with native
+            bf16 (else 32-true), bf16-mixed on GPU. See `PRECISION_HELP` in lit_sql/cli/finetune.py.
         quantize: store the frozen base in 4-bit (nf4/fp4, -dq = double quantization) or 8-bit (QLoRA).
         devices: devices per node.
         num_nodes: nodes.
@@ -113,7 +113,7 @@ def setup(
     lora = LoRAConfig(r=lora_r, alpha=lora_alpha, dropout=lora_dropout, targets=lora_targets)
     checkpoint_dir = ensure_checkpoint(checkpoint_dir)
     use_cuda = accelerator == "cuda" or (accelerator == "auto" and torch.cuda.is_available())
-    precision = precision or ("bf16-mixed" if use_cuda else "bf16-true")
+    precision = precision or default_precision(use_cuda)
     parse_precision(precision)
     out_dir = Path(out_dir)
     resume_path = resolve_resume(resume, out_dir, lora)
