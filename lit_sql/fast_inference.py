@@ -15,12 +15,14 @@ cuts both without changing what the model computes:
   and accumulates in float32: only the summation order differs from `x @ W.T` (logits within ~1e-5, greedy
   tokens the same). A prompt (more than 16 rows) is compute-bound: it uses the BLAS GEMM on the float32
   weights, which are kept for it.
+- A fine-tuned LoRA adapter (unmerged `LoRALinear` layers) stays a separate low-rank update beside such
+  compressed weights; where the base is not compressed it is merged into the float32 weight.
 - Everything else (weights not exactly on such a grid, a CPU without AVX2, no C compiler) keeps float32
   weights, stored transposed: `x @ w_t` is the faster GEMM layout at one row.
 
 Only for evaluation models: the result has no separate q/k/v/gate/up parameters and no gradients. Blocks
-whose projections are not plain float32 `nn.Linear` on the CPU (LoRA-wrapped, quantized, bf16, CUDA) are
-left as they are and keep working; merge LoRA first (`lit_sql.lora.merge_lora`) to have them optimized.
+whose projections are not float32 `nn.Linear` (plain or LoRA-wrapped) on the CPU (quantized, bf16, CUDA) are
+left as they are and keep working.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lit_sql.lora import LoRALinear
 from lit_sql.model import GPT, Block, KVCache, RMSNorm
 
 _KERNEL_SOURCE = r"""
@@ -403,9 +406,52 @@ class CompressedLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, {self.kind}, swiglu={self.swiglu}"
 
 
-def _linear(weight: torch.Tensor, exact: bool, swiglu: bool = False) -> nn.Module:
-    compressed = CompressedLinear.try_from(weight, swiglu) if exact else None
-    return compressed if compressed is not None else PackedLinear(weight, swiglu)
+class WithLowRank(nn.Module):
+    """A compressed base plus a fine-tuned LoRA update kept beside it: y = base(x) + (x @ a_t) @ b_t.
+
+    Merging the update would turn the base's exact Q4_1/Q8_0 values into arbitrary float32 ones, read 4-6x more
+    bytes a decode step and lose the compressed kernel; the two thin matmuls cost ~1% of the base's.
+    """
+
+    def __init__(self, base: "CompressedLinear", a: torch.Tensor, b: torch.Tensor, swiglu: bool) -> None:
+        super().__init__()
+        self.base, self.swiglu = base, swiglu  # the base computes all its outputs; SwiGLU comes after the update
+        self.in_features, self.out_features = base.in_features, base.out_features
+        self.register_buffer("a_t", a.t().contiguous())  # (in, r_total)
+        self.register_buffer("b_t", b.t().contiguous())  # (r_total, out), LoRA's scaling folded in
+
+    def forward(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None,
+                norm: Optional[RMSNorm] = None) -> torch.Tensor:
+        x = x if norm is None else norm(x)
+        x2 = x.reshape(-1, self.in_features)
+        y = torch.addmm(self.base(x2), x2 @ self.a_t, self.b_t)
+        return _swiglu_residual(y, self.swiglu, residual).view(*x.shape[:-1], -1)
+
+
+def _weight_and_update(layer: nn.Module, reorder=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(weight, A, scaled B) of a plain or LoRA-wrapped linear; a plain one has an empty update. `reorder`
+    permutes output rows (of the weight and of B alike)."""
+    reorder = reorder or (lambda t: t)
+    if isinstance(layer, LoRALinear):
+        return (reorder(layer.base.weight.detach()), layer.lora_A.detach(),
+                reorder(layer.lora_B.detach() * layer.scaling))
+    weight = layer.weight.detach()
+    return reorder(weight), weight.new_zeros(0, weight.shape[1]), weight.new_zeros(weight.shape[0], 0)
+
+
+def _linear(parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], exact: bool, swiglu: bool = False) -> nn.Module:
+    """One linear computing the concatenated outputs of `parts` (from `_weight_and_update`): the base compressed
+    when it can be (a LoRA update then kept beside it), else float32 with any update merged in."""
+    weight = torch.cat([w for w, _, _ in parts])
+    a = torch.cat([a for _, a, _ in parts])
+    b = torch.block_diag(*[b for _, _, b in parts]) if a.shape[0] else None
+    if b is None:
+        compressed = CompressedLinear.try_from(weight, swiglu) if exact else None
+        return compressed if compressed is not None else PackedLinear(weight, swiglu)
+    compressed = CompressedLinear.try_from(weight, swiglu=False) if exact else None
+    if compressed is not None:
+        return WithLowRank(compressed, a, b, swiglu)
+    return PackedLinear(weight + b @ a, swiglu)
 
 
 def _interleave_halves(weight: torch.Tensor, n_heads: int) -> torch.Tensor:
@@ -425,10 +471,10 @@ class FastAttention(nn.Module):
     def __init__(self, attn: nn.Module, exact: bool, rope_memo: dict) -> None:
         super().__init__()
         self.n_head, self.n_kv, self.head_size = attn.n_head, attn.n_kv, attn.head_size
-        qkv = torch.cat((_interleave_halves(attn.q_proj.weight, self.n_head),
-                         _interleave_halves(attn.k_proj.weight, self.n_kv), attn.v_proj.weight))
-        self.qkv = _linear(qkv, exact)
-        self.o_proj = _linear(attn.o_proj.weight, exact)
+        self.qkv = _linear([_weight_and_update(attn.q_proj, lambda t: _interleave_halves(t, self.n_head)),
+                            _weight_and_update(attn.k_proj, lambda t: _interleave_halves(t, self.n_kv)),
+                            _weight_and_update(attn.v_proj)], exact)
+        self.o_proj = _linear([_weight_and_update(attn.o_proj)], exact)
         self.kv_cache: Optional[KVCache] = None
         self._rope_memo = rope_memo  # shared by the blocks of one model: the rotation is built once a forward
 
@@ -479,8 +525,9 @@ class FastAttention(nn.Module):
 class FastMLP(nn.Module):
     def __init__(self, mlp: nn.Module, exact: bool) -> None:
         super().__init__()
-        self.gate_up = _linear(torch.cat((mlp.gate_proj.weight, mlp.up_proj.weight)), exact, swiglu=True)
-        self.down_proj = _linear(mlp.down_proj.weight, exact)
+        self.gate_up = _linear([_weight_and_update(mlp.gate_proj), _weight_and_update(mlp.up_proj)], exact,
+                               swiglu=True)
+        self.down_proj = _linear([_weight_and_update(mlp.down_proj)], exact)
 
     def forward(self, x: torch.Tensor, norm: RMSNorm) -> torch.Tensor:
         """x + mlp(norm(x))"""
@@ -503,9 +550,14 @@ class FastBlock(nn.Module):
 
 
 def _is_plain(*layers: nn.Module) -> bool:
-    """Plain float32 CPU layers: nn.Linear without bias (not LoRA-wrapped, not quantized) or RMSNorm."""
-    return all(type(m) in (nn.Linear, RMSNorm) and getattr(m, "bias", None) is None
-               and m.weight.dtype == torch.float32 and m.weight.device.type == "cpu" for m in layers)
+    """Plain float32 CPU layers: nn.Linear without bias (or such a layer with a float32 LoRA update; not
+    quantized) or RMSNorm."""
+    def plain(m: nn.Module) -> bool:
+        if isinstance(m, LoRALinear):
+            return plain(m.base) and m.lora_A.dtype == m.lora_B.dtype == torch.float32
+        return (type(m) in (nn.Linear, RMSNorm) and getattr(m, "bias", None) is None
+                and m.weight.dtype == torch.float32 and m.weight.device.type == "cpu")
+    return all(plain(m) for m in layers)
 
 
 @torch.no_grad()
@@ -526,7 +578,7 @@ def optimize_for_decoding(model: GPT, exact: bool = True) -> GPT:
                                               mlp.up_proj, mlp.down_proj, block.attn_norm, block.mlp_norm):
             model.blocks[i] = FastBlock(block, exact, rope_memo)
     head = model.lm_head
-    if _is_plain(head):
+    if _is_plain(head) and not isinstance(head, LoRALinear):
         compressed = CompressedLinear.try_from(head.weight) if exact else None
         if compressed is not None:
             model.lm_head = compressed  # the embedding keeps its float32 table: it reads one row a token

@@ -224,7 +224,8 @@ def load_for_inference(checkpoint_dir: Path, precision: str = "32-true", device:
 
     The adapter's LoRA settings (and, unless --quantize says otherwise, its quantization) come from the
     run's hyperparameters.yaml. On a full-precision base the adapter is merged into the weights, so
-    generation costs no more than with the base model.
+    generation costs no more than with the base model, except on the fast decoding path, which keeps it beside
+    the compressed base weights (see `lit_sql.fast_inference`).
     fast_decoding: a float32 model on the CPU is rewritten by `lit_sql.fast_inference.optimize_for_decoding` (same
         greedy tokens, several times faster decoding); its parameters then no longer follow the checkpoint's
         layout, so pass False to save or train the result. Other precisions, devices and quantized layers
@@ -245,13 +246,14 @@ def load_for_inference(checkpoint_dir: Path, precision: str = "32-true", device:
             print(f"note: the adapter in {lora_path} was trained on {trained_on}", file=sys.stderr)
     compute = dtype if dtype != torch.float32 else torch.bfloat16
     model = load_model(checkpoint_dir, device=device, quantize=quantize, compute_dtype=compute, lora=lora)
+    fast = fast_decoding and dtype == torch.float32 and torch.device(device).type == "cpu"
     if lora_path is not None:
         path = adapter_path(lora_path)
         load_lora_weights(model, torch.load(path, map_location=device, weights_only=True), source=path)
-        if not quantize:
+        if not quantize and not fast:
             merge_lora(model)
     model = model.to(dtype=dtype).eval()
-    if fast_decoding and dtype == torch.float32 and torch.device(device).type == "cpu":
+    if fast:
         from lit_sql.fast_inference import optimize_for_decoding
 
         model = optimize_for_decoding(model)

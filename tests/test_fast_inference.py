@@ -129,20 +129,32 @@ def test_greedy_generation_gives_the_same_tokens(exact):
     assert generate_batch(fast, prompts, 10, pad_id=0) == [list(generate(ref, p, 10)) for p in prompts]
 
 
-def test_lora_and_bf16_blocks_are_left_alone():
+def lora_model(grid: bool) -> GPT:
     from lit_sql.lora import LoRAConfig, inject_lora
 
     model = tiny_model()
-    inject_lora(model, LoRAConfig(r=2, alpha=4, targets=["query", "value"]))
+    if grid:
+        on_gguf_grid(model)
+    # q and v (k without: a fused group where some parts have an update and some do not) and the MLP
+    inject_lora(model, LoRAConfig(r=2, alpha=4, targets=["query", "value", "mlp"]))
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "lora_B" in name:
                 p.normal_(0, 0.1)  # a non-zero update, so that dropping it would show
-    ref, fast = pair(model)
-    assert not any(isinstance(b, FastBlock) for b in fast.blocks)
-    idx = torch.randint(0, 100, (1, 10))
-    with torch.inference_mode():
-        torch.testing.assert_close(fast(idx), ref(idx), atol=1e-5, rtol=0)
+    return model.eval()
+
+
+@pytest.mark.parametrize("grid", [False, True])
+def test_lora_blocks_compute_the_adapted_model(grid):
+    """An unmerged adapter: merged into float32 weights, or beside compressed ones (kept exact)."""
+    ref, fast = pair(lora_model(grid))
+    assert all(isinstance(b, FastBlock) for b in fast.blocks)
+    kept_beside = [m for m in fast.modules() if isinstance(m, fast_inference.WithLowRank)]
+    assert len(kept_beside) == (3 * len(fast.blocks) if grid and exact_kernels() else 0)  # qkv, gate|up, down
+    assert_same_logits(ref, fast, atol=1e-4)
+
+
+def test_bf16_blocks_are_left_alone():
     _, fast = pair(tiny_model().to(torch.bfloat16))
     assert not any(isinstance(b, FastBlock) for b in fast.blocks) and isinstance(fast.lm_head, nn.Linear)
 
