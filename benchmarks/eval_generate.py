@@ -7,8 +7,9 @@ lit_sql: `lit_sql.evaluate.generate_sql` exactly as `eval/sql.py` runs it on `--
 on the same database batched together so their shared system prompt and schema are computed once, batches of
 `--batch_size`, KV cache, each row stopping at its own end token). transformers: `generate` greedy per question,
 with the same stop token and `--max_new_tokens`, on a seeded sample of `--peer_questions` of the same questions.
-Same weights (the fine-tuned adapter merged, so answers are SQL of realistic length), float32, greedy; the tools
-alternate, `--reps` each, the median counts.
+Same weights (the fine-tuned adapter, so answers are SQL of realistic length: lit_sql keeps it beside the
+compressed base weights, transformers gets it merged), float32, greedy; the tools alternate, `--reps` each, the
+median counts.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def main() -> None:
         "lit_sql": median["lit_sql"], "peers": {"transformers (one question at a time)": median["transformers"]},
         "ratio_vs_best_peer": round(median["lit_sql"] / median["transformers"], 2),
         "same_sql": f"{same}/{len(peer_sample)}",
-        "settings": {"model": "SmolLM2-135M-Instruct" + (f" + {lora.name} adapter (merged)" if lora else ""),
+        "settings": {"model": "SmolLM2-135M-Instruct" + (f" + {lora.name} adapter" if lora else ""),
                      "data": f"{args.data_dir.name} test split", "questions": len(prompts),
                      "peer_questions": len(peer_sample),
                      "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens, "precision": "32-true",

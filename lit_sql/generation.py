@@ -142,7 +142,7 @@ def generate_batch(
     stop_tokens: Sequence[Sequence[int]] = (),
     generator: Optional[torch.Generator] = None,
 ) -> list[list[int]]:
-    """Decode several prompts at once; each row stops on its own stop sequence.
+    """Decode several prompts at once; each row stops on its own stop sequence and then leaves the batch.
 
     Rows are padded on the left, or, when all prompts begin alike (the same system prompt and schema, or one
     prompt sampled several times), laid out as [shared beginning][padding][rest]: the shared beginning is computed
@@ -169,7 +169,7 @@ def generate_batch(
         mask[row, rest:] = True  # the generated positions are real tokens too
     model.set_kv_cache(B, total, device=device)
     outputs: list[list[int]] = [[] for _ in range(B)]
-    done = torch.zeros(B, dtype=torch.bool, device=device)
+    live = list(range(B))  # the prompt of each row still in the batch: finished rows leave it
     try:
         if shared:
             model(idx[:1, :shared], input_pos=0, last_only=True)  # fills row 0 of every layer's cache
@@ -179,19 +179,24 @@ def generate_batch(
                 cache.v[1:B, :, :shared] = cache.v[:1, :, :shared]
         logits = model(idx[:, shared:], input_pos=shared, attention_mask=mask[:, :longest], last_only=True)
         pos = longest
-        for _ in range(max_new_tokens):
+        for step in range(max_new_tokens):
             tokens = sample(logits[:, -1], sampling, generator)
-            for row in (~done).nonzero().flatten().tolist():
+            going = []
+            for i, row in enumerate(live):
                 out = outputs[row]
-                out.append(int(tokens[row]))
-                for stop in stop_tokens:
-                    if out[-len(stop):] == list(stop):
-                        del out[-len(stop):]
-                        done[row] = True
-                        break
-            if bool(done.all()):
+                out.append(int(tokens[i]))
+                stop = next((s for s in stop_tokens if out[-len(s):] == list(s)), None)
+                if stop is None:
+                    going.append(i)
+                else:
+                    del out[-len(stop):]
+            if not going or step == max_new_tokens - 1:
                 break
-            logits = model(tokens.view(B, 1), input_pos=pos, attention_mask=mask[:, :pos + 1])
+            if len(going) < len(live):  # drop finished rows: a step then costs only what the rest need
+                keep = torch.tensor(going, device=device)
+                live, tokens, mask = [live[i] for i in going], tokens[keep], mask[keep]
+                model.keep_kv_cache_rows(keep, pos)
+            logits = model(tokens.view(len(live), 1), input_pos=pos, attention_mask=mask[:, :pos + 1])
             pos += 1
     finally:
         model.clear_kv_cache()

@@ -72,6 +72,11 @@ class GPT(nn.Module):
             block.attn.kv_cache = KVCache(batch_size, self.config.n_query_groups, max_seq_length,
                                           self.config.head_size, device, dtype)
 
+    def keep_kv_cache_rows(self, rows: torch.Tensor, length: int) -> None:
+        """Shrink the cached batch to `rows` (see `KVCache.keep_rows`); later calls pass only those rows."""
+        for block in self.blocks:
+            block.attn.kv_cache.keep_rows(rows, length)
+
     def clear_kv_cache(self) -> None:
         for block in self.blocks:
             block.attn.kv_cache = None
@@ -296,6 +301,12 @@ class KVCache(nn.Module):
         self.k[:B, :, input_pos:end] = k
         self.v[:B, :, input_pos:end] = v
         return self.k[:B, :, :end], self.v[:B, :, :end]
+
+    def keep_rows(self, rows: torch.Tensor, length: int) -> None:
+        """Move batch rows `rows` (their first `length` positions) to the front, in that order: the batch
+        shrinks to them, as when some sequences of a batch are finished."""
+        self.k[: len(rows), :, :length] = self.k[rows, :, :length]
+        self.v[: len(rows), :, :length] = self.v[rows, :, :length]
 
 
 def causal_attention_bmm(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

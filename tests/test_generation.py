@@ -35,15 +35,23 @@ def test_stop_sequences_end_generation_and_are_not_returned():
     assert list(generate(model, prompt, 12, stop_tokens=[[full[0]]])) == []
 
 
-def test_batch_generation_equals_one_by_one():
+def test_batch_generation_equals_one_by_one(monkeypatch):
     model = random_model(LLAMA3_STYLE)
     prompts = [torch.randint(3, 101, (n,)).tolist() for n in (11, 4, 7)]
     single = [list(generate(model, p, 10)) for p in prompts]
     stop = [[single[1][3]]]
     batched = generate_batch(model, prompts, 10, pad_id=0)
     assert batched == single
+    rows = []
+    forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda idx, *a, **k: rows.append(idx.shape[0]) or forward(idx, *a, **k))
     with_stop = generate_batch(model, prompts, 10, pad_id=0, stop_tokens=stop)
+    monkeypatch.undo()
     assert with_stop == [list(generate(model, p, 10, stop_tokens=stop)) for p in prompts]
+    # a finished row leaves the batch: each decode step runs only the rows still going
+    sampled = [len(out) + 1 if out != full else len(full) for out, full in zip(with_stop, single)]  # + the stop
+    assert rows[1:] == [sum(n > step + 1 for n in sampled) for step in range(len(rows) - 1)]
+    assert min(rows) < len(prompts)
 
 
 def test_batch_generation_computes_a_shared_beginning_once_with_the_same_tokens(monkeypatch):
