@@ -155,13 +155,14 @@ def make_optimizer(params, args: TrainArgs) -> torch.optim.Optimizer:
 
 def lr_at(step: int, args: TrainArgs, total_steps: int, time_used: Optional[float] = None) -> float:
     """Linear warmup to learning_rate, then cosine decay to learning_rate * min_lr_ratio: over the steps, or
-    over the time budget when `time_used` (the fraction of --max_minutes spent) is given."""
+    over the time budget when `time_used` (the fraction of --max_minutes spent) is given; with both, over
+    whichever runs out first."""
     if step < args.warmup_steps:
         return args.learning_rate * (step + 1) / args.warmup_steps
+    progress = 0.0 if math.isinf(total_steps) else (step - args.warmup_steps) / max(1, total_steps - args.warmup_steps)
     if time_used is not None:
-        progress = min(1.0, time_used)
-    else:
-        progress = min(1.0, (step - args.warmup_steps) / max(1, total_steps - args.warmup_steps))
+        progress = max(progress, time_used)
+    progress = min(1.0, progress)
     floor = args.learning_rate * args.min_lr_ratio
     return floor + (args.learning_rate - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 

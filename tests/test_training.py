@@ -21,6 +21,9 @@ def test_the_schedule_follows_the_time_budget():
     assert lr_at(5, args, 10**9, time_used=0.0) == pytest.approx(1e-3)
     assert lr_at(5, args, 10**9, time_used=0.5) == pytest.approx(1e-4 + 9e-4 * 0.5)
     assert lr_at(5, args, 10**9, time_used=1.7) == pytest.approx(1e-4)  # past the budget: the floor
+    # steps and a time budget: the schedule follows whichever is closer to running out
+    assert lr_at(6, args, 10, time_used=0.1) == pytest.approx(1e-4 + 9e-4 * 0.5)
+    assert lr_at(3, args, 10, time_used=0.5) == pytest.approx(1e-4 + 9e-4 * 0.5)
 
 
 @pytest.mark.parametrize("bad", [dict(clock="gpu"), dict(max_minutes=0)])

@@ -17,12 +17,14 @@ from typing import Optional
 from lit_sql.checkpoint import ensure_checkpoint
 from lit_sql.cli.generate import DEFAULT_CHECKPOINT
 
-# Sized for a 2-core CPU: the default run takes about 15 minutes, --quick about 3.
+# Sized for a 2-core CPU: the default run takes about 15 minutes, --quick about 3. Training stops at `steps` or
+# after `train_minutes`, whichever comes first: CPUs differ several-fold in training speed (bf16 is native on
+# some, emulated on others), and the time a user waits should not.
 SIZES = {
-    "default": dict(num_databases=50, num_questions=5000, eval_questions=100, steps=80, micro_batch_size=8,
-                    global_batch_size=16),
-    "quick": dict(num_databases=12, num_questions=600, eval_questions=24, steps=25, micro_batch_size=8,
-                  global_batch_size=8),
+    "default": dict(num_databases=50, num_questions=5000, eval_questions=100, steps=80, train_minutes=8.0,
+                    micro_batch_size=8, global_batch_size=16),
+    "quick": dict(num_databases=12, num_questions=600, eval_questions=24, steps=25, train_minutes=1.5,
+                  micro_batch_size=8, global_batch_size=8),
 }
 
 
@@ -31,6 +33,7 @@ def demo(
     out_dir: Path = Path("out/demo"),
     checkpoint_dir: Path = DEFAULT_CHECKPOINT,
     steps: Optional[int] = None,
+    train_minutes: Optional[float] = None,
     eval_questions: Optional[int] = None,
     precision: Optional[str] = None,
     devices: int = 1,
@@ -44,7 +47,9 @@ def demo(
         quick: a ~3 minute version (fewer databases, questions and steps) for tests.
         out_dir: data, adapter and reports go here.
         checkpoint_dir: the base model (default: the embedded SmolLM2-135M-Instruct).
-        steps: optimizer steps (default 80, quick 25). Scale up on a GPU.
+        steps: optimizer steps at most (default 80, quick 25). Scale up on a GPU.
+        train_minutes: training stops after this many minutes if `steps` are not done by then (default 8,
+            quick 1.5; 0 for no limit).
         eval_questions: test questions evaluated before and after (default 100, quick 24).
         precision: training precision (default: `lit_sql.training.default_precision`).
         devices: training devices.
@@ -64,6 +69,7 @@ def demo(
     spec = parse_flags(retrieval, retrieval_threshold) if retrieval is not None else None  # fails before any work
     size = SIZES["quick" if quick else "default"]
     steps = steps or size["steps"]
+    train_minutes = size["train_minutes"] if train_minutes is None else train_minutes
     n_eval = eval_questions or size["eval_questions"]
     out_dir = Path(out_dir)
     started = time.perf_counter()
@@ -97,9 +103,9 @@ def demo(
 
     run_dir = out_dir / "lora"
     if not (run_dir / "adapter.pth").is_file():
-        stage(f"fine-tuning with LoRA: {steps} steps")
+        stage(f"fine-tuning with LoRA: {steps} steps" + (f" or {train_minutes:g} minutes" if train_minutes else ""))
         train = TrainArgs(micro_batch_size=size["micro_batch_size"], global_batch_size=size["global_batch_size"],
-                          max_steps=steps, learning_rate=learning_rate, warmup_steps=max(1, steps // 10),
+                          max_steps=steps, max_minutes=train_minutes or None, learning_rate=learning_rate, warmup_steps=max(1, steps // 10),
                           eval_interval=max(5, steps // 4), eval_batches=4, save_interval=max(10, steps // 3))
         finetune(data_dir=data_dir, checkpoint_dir=checkpoint_dir, out_dir=run_dir, precision=precision,
                  devices=devices, train=train, resume="auto")
