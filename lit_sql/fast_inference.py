@@ -70,15 +70,19 @@ static inline vi widen_s8(const uint8_t* p) { return (vi)_mm256_cvtepi8_epi32(_m
 static inline vf load(const float* p) { vf v; memcpy(&v, p, sizeof v); return v; }
 static inline void store(float* p, vf v) { memcpy(p, &v, sizeof v); }
 static inline float hsum(vf v) {
-  float s[LANES];
-  memcpy(s, &v, sizeof s);
-  for (int width = LANES / 2; width; width /= 2)
-    for (int i = 0; i < width; ++i) s[i] += s[i + width];
-  return s[0];
+  typedef float vf4 __attribute__((vector_size(16)));
+#if LANES == 16
+  typedef float vf8 __attribute__((vector_size(32)));
+  const vf8 h = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+                __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+#else
+  const vf h = v;
+#endif
+  const vf4 g = __builtin_shufflevector(h, h, 0, 1, 2, 3) + __builtin_shufflevector(h, h, 4, 5, 6, 7);
+  return (g[0] + g[2]) + (g[1] + g[3]);
 }
 
-/* x . w over K floats (K a multiple of 32) with PARTS accumulators: every dot product below sums in this order,
-   so one row and a batch of rows get the same numbers. */
+/* x . w over K floats (K a multiple of 32) with PARTS accumulators (the norm's and the attention's sums). */
 static inline float dot(const float* x, const float* w, int64_t K) {
   vf acc[PARTS] = {{0}};
   for (int64_t k = 0; k < K; k += 32)
@@ -121,7 +125,40 @@ static inline void unpack(Row r, int64_t K, float* w) {
   }
 }
 
-/* dot(x, row) with the row rebuilt in registers only (one token: nothing to reuse it for). */
+/* A batch's dot products come NB weight rows at a time, rebuilt once for every row of x. The summation order
+   differs from one row's (`dot_row`): a row's logits alone and in a batch agree to ~1e-6, not to the bit. */
+#define NB 4
+
+/* z[r * ldz + j] = x_r . w_j for the M rows of x and the nb <= NB weight rows rebuilt in w (nb x K). Two rows of x
+   against four weight rows share every load: the loop is bound by multiply-adds, not by loads. */
+static inline void dots_unpacked(const float* x, int64_t M, int64_t K, const float* w, int nb, float* z,
+                                 int64_t ldz) {
+  int64_t r = 0;
+  if (nb == NB)
+    for (; r + 2 <= M; r += 2) {
+      const float* x0 = x + r * K;
+      const float* x1 = x0 + K;
+      vf a0[NB] = {{0}}, a1[NB] = {{0}};
+      for (int64_t k = 0; k < K; k += LANES) {
+        const vf u = load(x0 + k), v = load(x1 + k);
+        for (int j = 0; j < NB; ++j) {
+          const vf wj = load(w + j * K + k);
+          a0[j] += u * wj;
+          a1[j] += v * wj;
+        }
+      }
+      for (int j = 0; j < NB; ++j) z[r * ldz + j] = hsum(a0[j]), z[(r + 1) * ldz + j] = hsum(a1[j]);
+    }
+  for (; r < M; ++r)
+    for (int j = 0; j < nb; ++j) {
+      vf acc = {0};
+      for (int64_t k = 0; k < K; k += LANES) acc += load(x + r * K + k) * load(w + j * K + k);
+      z[r * ldz + j] = hsum(acc);
+    }
+}
+
+/* dot(x, row) with the row rebuilt in registers only (one token: nothing to reuse it for), PARTS accumulators: a
+   single row streams its weights, and one accumulator would wait on each multiply-add. */
 static inline float dot_row(const float* x, Row r, int64_t K) {
   vf acc[PARTS] = {{0}}, part[PARTS];
   for (int64_t b = 0; b < K / 32; ++b) {
@@ -134,10 +171,12 @@ static inline float dot_row(const float* x, Row r, int64_t K) {
 
 static inline float silu(float v) { return v / (1.0f + expf(-v)); }
 
-/* y (M, N') = x' @ W.T for W (N, K) compressed, x' = x or, with norm_w, model.RMSNorm(x). With swiglu, N' = N/2
-   and y[:, n] = silu(z[:, n]) * z[:, n + N/2]; a residual (M, N'), if given, is added last. x NULL: y = W. */
+/* y (M, N') = z = x' @ W.T for W (N, K) compressed, x' = x or, with norm_w, model.RMSNorm(x); with lora_a, z +=
+   (x' @ A.T) @ B.T. With swiglu, N' = N/2 and y[:, n] = silu(z[:, n]) * z[:, n + N/2]; a residual (M, N'), if
+   given, is added last. x NULL: y = W. */
 void exact_mm(const float* x, int64_t M, int64_t K, const uint8_t* q, const float* d, const float* m, int64_t N,
-              const float* norm_w, float eps, const float* residual, int swiglu, float* y, int nthreads) {
+              const float* norm_w, float eps, const float* lora_a, const float* lora_b, int64_t rank,
+              const float* residual, int swiglu, float* y, int nthreads) {
   const int64_t n_out = swiglu ? N / 2 : N;
   if (!x) {
     #pragma omp parallel for num_threads(nthreads) schedule(static)
@@ -154,30 +193,43 @@ void exact_mm(const float* x, int64_t M, int64_t K, const uint8_t* q, const floa
     }
     x = normed;
   }
-  if (M == 1) {
-    #pragma omp parallel for num_threads(nthreads) schedule(static)
-    for (int64_t n = 0; n < n_out; ++n) {
-      float v = dot_row(x, row_at(q, d, m, n, K), K);
-      if (swiglu) v = silu(v) * dot_row(x, row_at(q, d, m, n + n_out, K), K);
-      y[n] = residual ? v + residual[n] : v;
-    }
-  } else {  /* a few rows (batched decoding): rebuild each weight row once, use it for every row of x */
-    #pragma omp parallel num_threads(nthreads)
-    {
-      float* w = (float*)_mm_malloc(2 * K * sizeof(float), 64);
-      #pragma omp for schedule(static)
-      for (int64_t n = 0; n < n_out; ++n) {
-        unpack(row_at(q, d, m, n, K), K, w);
-        if (swiglu) unpack(row_at(q, d, m, n + n_out, K), K, w + K);
-        for (int64_t r = 0; r < M; ++r) {
-          float v = dot(x + r * K, w, K);
-          if (swiglu) v = silu(v) * dot(x + r * K, w + K, K);
-          y[r * n_out + n] = residual ? v + residual[r * n_out + n] : v;
-        }
+  /* z = x @ W.T (M x N), NB weight rows at a time; a batch rebuilds each weight row once for all its rows */
+  float* z = (float*)_mm_malloc(M * N * sizeof(float), 64);
+  #pragma omp parallel num_threads(nthreads)
+  {
+    float* w = M > 1 ? (float*)_mm_malloc(NB * K * sizeof(float), 64) : 0;
+    #pragma omp for schedule(static)
+    for (int64_t n0 = 0; n0 < N; n0 += NB) {
+      const int nb = N - n0 < NB ? (int)(N - n0) : NB;
+      if (M == 1) {
+        for (int j = 0; j < nb; ++j) z[n0 + j] = dot_row(x, row_at(q, d, m, n0 + j, K), K);
+      } else {
+        for (int j = 0; j < nb; ++j) unpack(row_at(q, d, m, n0 + j, K), K, w + j * K);
+        dots_unpacked(x, M, K, w, nb, z + n0, N);
       }
-      _mm_free(w);
     }
+    if (w) _mm_free(w);
   }
+  if (lora_a) {  /* z += (x A.T) B.T: a LoRA update (rank x K, N x rank, scaling in B) kept beside the weights */
+    float* t = (float*)_mm_malloc(M * rank * sizeof(float), 64);
+    for (int64_t r = 0; r < M; ++r)
+      for (int64_t i = 0; i < rank; ++i) t[r * rank + i] = dot(x + r * K, lora_a + i * K, K);
+    #pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t r = 0; r < M; ++r) {
+        float s = 0.0f;
+        for (int64_t i = 0; i < rank; ++i) s += t[r * rank + i] * lora_b[n * rank + i];
+        z[r * N + n] += s;
+      }
+    _mm_free(t);
+  }
+  for (int64_t r = 0; r < M; ++r)
+    for (int64_t n = 0; n < n_out; ++n) {
+      const float* zr = z + r * N;
+      const float v = swiglu ? silu(zr[n]) * zr[n + n_out] : zr[n];
+      y[r * n_out + n] = residual ? v + residual[r * n_out + n] : v;
+    }
+  _mm_free(z);
   if (normed) _mm_free(normed);
 }
 
@@ -281,7 +333,8 @@ def exact_kernels() -> Optional[ctypes.CDLL]:
               f"decoding is slower (set CC to a C compiler or LIT_SQL_CACHE to a writable folder)", file=sys.stderr)
         return None
     i64, ptr, i32 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
-    _kernels.exact_mm.argtypes = [ptr, i64, i64, ptr, ptr, ptr, i64, ptr, ctypes.c_float, ptr, i32, ptr, i32]
+    _kernels.exact_mm.argtypes = [ptr, i64, i64, ptr, ptr, ptr, i64, ptr, ctypes.c_float, ptr, ptr, i64, ptr, i32,
+                                  ptr, i32]
     _kernels.exact_mm.restype = None
     _kernels.pack.argtypes = [ptr, i64, i64, ptr, ptr, ptr, i32]
     _kernels.pack.restype = i32
@@ -344,10 +397,15 @@ def _swiglu_residual(y: torch.Tensor, swiglu: bool, residual: Optional[torch.Ten
 
 class CompressedLinear(nn.Module):
     """A float32 linear layer whose weights are exactly Q4_1 or Q8_0 values, kept in that form (see the module
-    docstring); same `forward` as `PackedLinear`. `try_from` returns None for any other weight."""
+    docstring); same `forward` as `PackedLinear`. `try_from` returns None for any other weight.
+
+    A fine-tuned LoRA update (`lora`: A (r, in) and B (out, r) with the scaling folded in) stays beside the
+    weights, computed by the same kernel call: merged, it would turn the exact Q4_1/Q8_0 values into arbitrary
+    float32 ones, read 4-6x more bytes a decode step and lose the kernel; beside them it costs ~1% more.
+    """
 
     def __init__(self, weight: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, offset: Optional[torch.Tensor],
-                 swiglu: bool) -> None:
+                 swiglu: bool, lora: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> None:
         super().__init__()
         self.out_features, self.in_features = weight.shape
         self.swiglu = swiglu
@@ -356,9 +414,12 @@ class CompressedLinear(nn.Module):
         self.register_buffer("q", q)  # (out, in / 2) uint8 nibbles for Q4_1, (out, in) int8 as uint8 for Q8_0
         self.register_buffer("scale", scale)  # (out, in / 32)
         self.register_buffer("offset", offset)  # (out, in / 32) for Q4_1, None for Q8_0
+        self.register_buffer("lora_a", None if lora is None else lora[0].float().contiguous())
+        self.register_buffer("lora_b", None if lora is None else lora[1].float().contiguous())
 
     @classmethod
-    def try_from(cls, weight: torch.Tensor, swiglu: bool = False) -> Optional["CompressedLinear"]:
+    def try_from(cls, weight: torch.Tensor, swiglu: bool = False,
+                 lora: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> Optional["CompressedLinear"]:
         lib = exact_kernels()
         if lib is None or weight.dtype != torch.float32 or weight.device.type != "cpu" or weight.shape[1] % 32:
             return None
@@ -369,7 +430,7 @@ class CompressedLinear(nn.Module):
             q = torch.empty(N, K // 2 if q4 else K, dtype=torch.uint8)
             offset = torch.empty(N, K // 32) if q4 else None
             if lib.pack(w.data_ptr(), N, K, q.data_ptr(), scale.data_ptr(), _ptr(offset), torch.get_num_threads()):
-                return cls(w, q, scale, offset, swiglu)
+                return cls(w, q, scale, offset, swiglu, lora)
         return None
 
     @property
@@ -383,8 +444,9 @@ class CompressedLinear(nn.Module):
         y = torch.empty((M, N // 2 if self.swiglu else N) if x2 is not None else (N, K))
         exact_kernels().exact_mm(
             _ptr(x2), M, K, self.q.data_ptr(), self.scale.data_ptr(), _ptr(self.offset), N,
-            None if norm is None else norm.weight.data_ptr(), 0.0 if norm is None else norm.eps, _ptr(residual),
-            int(self.swiglu), y.data_ptr(), torch.get_num_threads())
+            None if norm is None else norm.weight.data_ptr(), 0.0 if norm is None else norm.eps,
+            _ptr(self.lora_a), _ptr(self.lora_b), 0 if self.lora_a is None else self.lora_a.shape[0],
+            _ptr(residual), int(self.swiglu), y.data_ptr(), torch.get_num_threads())
         return y
 
     def dequantize(self) -> torch.Tensor:
@@ -396,36 +458,18 @@ class CompressedLinear(nn.Module):
         x2 = x.reshape(-1, self.in_features)
         if x2.shape[0] > _KERNEL_MAX_ROWS:  # a prompt: the BLAS GEMM
             x2 = x2 if norm is None else norm(x2)
-            y = _swiglu_residual(x2 @ self.weight.t(), self.swiglu, residual)
+            y = x2 @ self.weight.t()
+            if self.lora_a is not None:
+                y = torch.addmm(y, x2 @ self.lora_a.t(), self.lora_b.t())
+            y = _swiglu_residual(y, self.swiglu, residual)
         else:
             res = None if residual is None else residual.reshape(x2.shape[0], -1).contiguous()
             y = self._mm(x2.contiguous(), norm, res)
         return y.view(*x.shape[:-1], -1)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, {self.kind}, swiglu={self.swiglu}"
-
-
-class WithLowRank(nn.Module):
-    """A compressed base plus a fine-tuned LoRA update kept beside it: y = base(x) + (x @ a_t) @ b_t.
-
-    Merging the update would turn the base's exact Q4_1/Q8_0 values into arbitrary float32 ones, read 4-6x more
-    bytes a decode step and lose the compressed kernel; the two thin matmuls cost ~1% of the base's.
-    """
-
-    def __init__(self, base: "CompressedLinear", a: torch.Tensor, b: torch.Tensor, swiglu: bool) -> None:
-        super().__init__()
-        self.base, self.swiglu = base, swiglu  # the base computes all its outputs; SwiGLU comes after the update
-        self.in_features, self.out_features = base.in_features, base.out_features
-        self.register_buffer("a_t", a.t().contiguous())  # (in, r_total)
-        self.register_buffer("b_t", b.t().contiguous())  # (r_total, out), LoRA's scaling folded in
-
-    def forward(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None,
-                norm: Optional[RMSNorm] = None) -> torch.Tensor:
-        x = x if norm is None else norm(x)
-        x2 = x.reshape(-1, self.in_features)
-        y = torch.addmm(self.base(x2), x2 @ self.a_t, self.b_t)
-        return _swiglu_residual(y, self.swiglu, residual).view(*x.shape[:-1], -1)
+        lora = "" if self.lora_a is None else f", lora_rank={self.lora_a.shape[0]}"
+        return f"in_features={self.in_features}, out_features={self.out_features}, {self.kind}, swiglu={self.swiglu}{lora}"
 
 
 def _weight_and_update(layer: nn.Module, reorder=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -448,10 +492,8 @@ def _linear(parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], exact:
     if b is None:
         compressed = CompressedLinear.try_from(weight, swiglu) if exact else None
         return compressed if compressed is not None else PackedLinear(weight, swiglu)
-    compressed = CompressedLinear.try_from(weight, swiglu=False) if exact else None
-    if compressed is not None:
-        return WithLowRank(compressed, a, b, swiglu)
-    return PackedLinear(weight + b @ a, swiglu)
+    compressed = CompressedLinear.try_from(weight, swiglu, lora=(a, b)) if exact else None
+    return compressed if compressed is not None else PackedLinear(weight + b @ a, swiglu)
 
 
 def _interleave_halves(weight: torch.Tensor, n_heads: int) -> torch.Tensor:

@@ -149,7 +149,7 @@ def test_lora_blocks_compute_the_adapted_model(grid):
     """An unmerged adapter: merged into float32 weights, or beside compressed ones (kept exact)."""
     ref, fast = pair(lora_model(grid))
     assert all(isinstance(b, FastBlock) for b in fast.blocks)
-    kept_beside = [m for m in fast.modules() if isinstance(m, fast_inference.WithLowRank)]
+    kept_beside = [m for m in fast.modules() if isinstance(m, CompressedLinear) and m.lora_a is not None]
     assert len(kept_beside) == (3 * len(fast.blocks) if grid and exact_kernels() else 0)  # qkv, gate|up, down
     assert_same_logits(ref, fast, atol=1e-4)
 
