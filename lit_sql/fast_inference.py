@@ -267,6 +267,25 @@ int pack(const float* w, int64_t N, int64_t K, uint8_t* q, float* d, float* m, i
   return ok;
 }
 
+/* e^x for x <= 0 (softmax after subtracting the maximum), LANES at a time: Cody-Waite reduction to r in
+   [-ln2/2, ln2/2] and a degree-6 polynomial, within 2 float32 ulps of expf; below -87 (where e^x is no longer a
+   normal float) it is 0, as it is for masked positions (-inf). */
+static inline vf vexp(vf x) {
+  const vi keep = x >= -87.0f;
+  x = (vf)(((vi)x & keep) | ((vi)((vf){0} - 87.0f) & ~keep));
+  const vf n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  /* round(x / ln2) */
+  const vf r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+  vf p = (vf){0} + 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  const vi two_n = (__builtin_convertvector(n, vi) + 127) << 23;  /* 2^n as float bits */
+  return (vf)((vi)(p * (vf)two_n) & keep);
+}
+
 /* One new token's attention over the cache, for every (row, query head); query heads sharing a key/value head
    read the same cache rows. q (B, nh, hs) with row stride q_stride; caches (Bc, n_kv, smax, hs), of which
    the first S positions are used; mask (B, S) bytes or NULL (0 = padding); y (B, nh, hs). */
@@ -274,21 +293,36 @@ void decode_attention(const float* q, int64_t q_stride, const float* kc, const f
                       int64_t n_kv, int64_t smax, int64_t S, int64_t hs, const uint8_t* mask, float* y,
                       int nthreads) {
   const float scale = 1.0f / sqrtf((float)hs);
+  const int64_t S_padded = (S + LANES - 1) / LANES * LANES;
   #pragma omp parallel for num_threads(nthreads) schedule(static) if (B * nh * S * hs > (1 << 18))
   for (int64_t bh = 0; bh < B * nh; ++bh) {
     const int64_t b = bh / nh, h = bh % nh, g = h / (nh / n_kv);
     const float* qh = q + b * q_stride + h * hs;
     const float* kh = kc + (b * n_kv + g) * smax * hs;
     const float* vh = vc + (b * n_kv + g) * smax * hs;
-    float* p = (float*)_mm_malloc(S * sizeof(float), 64);
-    float top = -INFINITY, total = 0.0f;
+    float* p = (float*)_mm_malloc(S_padded * sizeof(float), 64);
+    float top = -INFINITY;
     for (int64_t s = 0; s < S; ++s) {
       p[s] = (mask && !mask[b * S + s]) ? -INFINITY : dot(qh, kh + s * hs, hs) * scale;
       top = fmaxf(top, p[s]);
     }
-    for (int64_t s = 0; s < S; ++s) total += (p[s] = expf(p[s] - top));
+    for (int64_t s = S; s < S_padded; ++s) p[s] = -INFINITY;
+    vf sums = {0};
+    for (int64_t s = 0; s < S_padded; s += LANES) {
+      const vf e = vexp(load(p + s) - top);
+      store(p + s, e);
+      sums += e;
+    }
+    const float total = hsum(sums);
     float* out = y + bh * hs;
-    for (int64_t k = 0; k < hs; k += LANES) {
+    int64_t k = 0;
+    for (; k + 8 * LANES <= hs; k += 8 * LANES) {  /* eight vectors of the output in registers, one pass */
+      vf acc[8] = {{0}};
+      for (int64_t s = 0; s < S; ++s)
+        for (int j = 0; j < 8; ++j) acc[j] += p[s] * load(vh + s * hs + k + j * LANES);
+      for (int j = 0; j < 8; ++j) store(out + k + j * LANES, acc[j] / total);
+    }
+    for (; k < hs; k += LANES) {
       vf acc = {0};
       for (int64_t s = 0; s < S; ++s) acc += p[s] * load(vh + s * hs + k);
       store(out + k, acc / total);
@@ -416,6 +450,7 @@ class CompressedLinear(nn.Module):
         self.register_buffer("offset", offset)  # (out, in / 32) for Q4_1, None for Q8_0
         self.register_buffer("lora_a", None if lora is None else lora[0].float().contiguous())
         self.register_buffer("lora_b", None if lora is None else lora[1].float().contiguous())
+        self._cache_kernel_args()
 
     @classmethod
     def try_from(cls, weight: torch.Tensor, swiglu: bool = False,
@@ -437,16 +472,27 @@ class CompressedLinear(nn.Module):
     def kind(self) -> str:
         return "q8" if self.offset is None else "q4"
 
+    def _apply(self, fn, recurse: bool = True):  # .to(), .float(), ...: the buffers may be new tensors
+        module = super()._apply(fn, recurse)
+        self._cache_kernel_args()
+        return module
+
+    def _cache_kernel_args(self) -> None:
+        """The kernel's arguments that never change, as plain ints: a decode step calls ~120 of these layers,
+        and reading five buffers through nn.Module each time costs more than the C call's own overhead."""
+        rank = 0 if self.lora_a is None else self.lora_a.shape[0]
+        self._weight_args = (self.q.data_ptr(), self.scale.data_ptr(), _ptr(self.offset), self.out_features)
+        self._lora_args = (_ptr(self.lora_a), _ptr(self.lora_b), rank)
+
     def _mm(self, x2: Optional[torch.Tensor], norm: Optional[RMSNorm] = None,
             residual: Optional[torch.Tensor] = None) -> torch.Tensor:
         N, K = self.out_features, self.in_features
         M = 0 if x2 is None else x2.shape[0]
         y = torch.empty((M, N // 2 if self.swiglu else N) if x2 is not None else (N, K))
-        exact_kernels().exact_mm(
-            _ptr(x2), M, K, self.q.data_ptr(), self.scale.data_ptr(), _ptr(self.offset), N,
+        _kernels.exact_mm(
+            _ptr(x2), M, K, *self._weight_args,
             None if norm is None else norm.weight.data_ptr(), 0.0 if norm is None else norm.eps,
-            _ptr(self.lora_a), _ptr(self.lora_b), 0 if self.lora_a is None else self.lora_a.shape[0],
-            _ptr(residual), int(self.swiglu), y.data_ptr(), torch.get_num_threads())
+            *self._lora_args, _ptr(residual), int(self.swiglu), y.data_ptr(), torch.get_num_threads())
         return y
 
     def dequantize(self) -> torch.Tensor:

@@ -105,3 +105,6 @@ def test_evaluation_batches_questions_on_the_same_database_together():
     for b in batches[:3]:  # same-database batches first, never mixing databases
         assert any(set(b) <= g for g in groups), batches
     assert batches[3:] == [[4, 1], [7]]  # the rest: longest first
+    # five questions on one database in batches of up to 4: 3 and 2 (not 4 and 1), shortest questions together
+    same_db = [schema_a + [1] * n for n in (5, 1, 4, 2, 3)]
+    assert plan_batches(same_db, 4) == [[1, 3, 4], [2, 0]] or plan_batches(same_db, 4) == [[1, 3], [4, 2, 0]]
