@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 from _common import cpu_name
 
+from lit_sql.evaluate import EvalConfig
+
 ROOT = Path(__file__).resolve().parents[1]
 RERUN = ".venv/bin/python benchmarks/eval_generate.py"
 
@@ -40,7 +42,7 @@ def main() -> None:
     p.add_argument("--peer_questions", type=int, default=48,
                    help="transformers answers this seeded sample of them: one at a time, its cost per question "
                         "does not depend on the others, and all 200 would take ~7 minutes a repetition")
-    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--batch_size", type=int, default=EvalConfig.batch_size)
     p.add_argument("--max_new_tokens", type=int, default=160)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "eval_generate.json")
@@ -50,7 +52,7 @@ def main() -> None:
 
     from lit_sql.checkpoint import EMBEDDED_REPO_ID, ensure_checkpoint, hf_config_dict, to_hf_state_dict
     from lit_sql.cli.evaluate import load_split
-    from lit_sql.evaluate import EvalConfig, generate_sql, prompt_of
+    from lit_sql.evaluate import generate_sql, prompt_of
     from lit_sql.generation import load_for_inference
     from lit_sql.prompts import load_prompt_style
     from lit_sql.sql.extract import extract_sql

