@@ -33,7 +33,7 @@ def main() -> None:
     from lit_sql.cli.demo import SIZES, demo
 
     started = time.perf_counter()
-    summary = demo(steps=args.steps, eval_questions=args.eval_questions, out_dir=args.out_dir)
+    summary = demo(steps=args.steps, train_minutes=0, eval_questions=args.eval_questions, out_dir=args.out_dir)
     train = json.loads((args.out_dir / "lora" / "train_summary.json").read_text())
     val = {int(k): v for k, v in train["val_loss"].items()}
     first, last = val[min(val)], val[max(val)]

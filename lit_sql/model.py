@@ -25,6 +25,8 @@ class GPT(nn.Module):
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.norm = RMSNorm(config.n_embd, eps=config.norm_eps)
+        # A plain nn.Linear: it only sees the answer positions in training, too few rows for converting its
+        # (vocabulary, n_embd) weight to float32 to pay off (see `Linear`).
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_embeddings:
             self.lm_head.weight = self.wte.weight
@@ -195,10 +197,10 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, config: Config) -> None:
         super().__init__()
         self.n_head, self.n_kv, self.head_size = config.n_head, config.n_query_groups, config.head_size
-        self.q_proj = nn.Linear(config.n_embd, self.n_head * self.head_size, bias=False)
-        self.k_proj = nn.Linear(config.n_embd, self.n_kv * self.head_size, bias=False)
-        self.v_proj = nn.Linear(config.n_embd, self.n_kv * self.head_size, bias=False)
-        self.o_proj = nn.Linear(self.n_head * self.head_size, config.n_embd, bias=False)
+        self.q_proj = Linear(config.n_embd, self.n_head * self.head_size, bias=False)
+        self.k_proj = Linear(config.n_embd, self.n_kv * self.head_size, bias=False)
+        self.v_proj = Linear(config.n_embd, self.n_kv * self.head_size, bias=False)
+        self.o_proj = Linear(self.n_head * self.head_size, config.n_embd, bias=False)
         self.kv_cache: Optional[KVCache] = None
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, input_pos: Optional[int],
@@ -235,12 +237,59 @@ class CausalSelfAttention(nn.Module):
 class LLaMAMLP(nn.Module):
     def __init__(self, config: Config) -> None:
         super().__init__()
-        self.gate_proj = nn.Linear(config.n_embd, config.intermediate_size, bias=False)
-        self.up_proj = nn.Linear(config.n_embd, config.intermediate_size, bias=False)
-        self.down_proj = nn.Linear(config.intermediate_size, config.n_embd, bias=False)
+        self.gate_proj = Linear(config.n_embd, config.intermediate_size, bias=False)
+        self.up_proj = Linear(config.n_embd, config.intermediate_size, bias=False)
+        self.down_proj = Linear(config.intermediate_size, config.n_embd, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Linear(nn.Linear):
+    """nn.Linear, except that a frozen bfloat16 weight on a CPU without AMX is multiplied in float32.
+
+    Without AMX tiles, torch's bf16 GEMM is the slow path: measured at half the float32 rate on a Xeon with
+    AVX512-BF16 (150 against 300 GFLOP/s on 2 cores) and 1/7 of it on an AVX2 EPYC. Converting both operands to
+    float32 is exact (a bf16 product fits a float32 mantissa) and a native bf16 GEMM accumulates in float32
+    too, so the result is the same arithmetic, rounded to bf16 once at the end, in half the time: training
+    steps 25% faster. Converting the weight costs about 1.3 ns an element, which the faster GEMM pays back
+    from about 200 rows of x on: fewer rows (decoding) keep the plain path, and so do trainable weights (full
+    fine-tuning), whose gradient it computes.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (self.bias is None and not self.weight.requires_grad and upcast_bf16_matmul(x)
+                and x.numel() >= _MIN_UPCAST_ROWS * x.shape[-1]):
+            return _Float32Matmul.apply(x, self.weight)
+        return F.linear(x, self.weight, self.bias)
+
+
+_MIN_UPCAST_ROWS = 256
+
+
+def upcast_bf16_matmul(x: torch.Tensor) -> bool:
+    """Whether a bf16 matmul of `x` runs faster converted to float32 (see `Linear`)."""
+    return x.dtype == torch.bfloat16 and x.device.type == "cpu" and not _cpu_has_amx()
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_has_amx() -> bool:
+    return bool(torch.cpu._is_amx_tile_supported())
+
+
+class _Float32Matmul(torch.autograd.Function):
+    """y = x @ W.T computed in float32 for a frozen bf16 W; backward gives x's gradient only (W is frozen) and
+    saves nothing beyond W itself."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(weight)
+        return (x.float() @ weight.float().t()).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (weight,) = ctx.saved_tensors
+        return (grad.float() @ weight.float()).to(grad.dtype), None
 
 
 class RMSNorm(nn.Module):

@@ -108,7 +108,7 @@ def quantize_model(model: nn.Module, mode: str, compute_dtype: torch.dtype, devi
     for name, module in list(model.named_modules()):
         for child_name, child in list(module.named_children()):
             full = f"{name}.{child_name}" if name else child_name
-            if type(child) is nn.Linear and not any(full.endswith(s) for s in skip):
+            if isinstance(child, nn.Linear) and not any(full.endswith(s) for s in skip):
                 if child.bias is not None:
                     raise LitSQLError(f"{full} has a bias; quantized layers support bias-free Llama linears only")
                 setattr(module, child_name, QuantizedLinear(child.weight.to(device), mode, compute_dtype))

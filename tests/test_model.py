@@ -133,3 +133,29 @@ def test_logits_with_grad_enabled_match_transformers():
     ours = model(idx)  # grad enabled: the training attention path
     with torch.no_grad():
         assert (ours - hf(idx).logits).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("has_amx", [False, True])
+def test_frozen_bf16_linear_matches_a_float32_accumulating_gemm(monkeypatch, has_amx):
+    """Without AMX a frozen bf16 Linear multiplies in float32 (faster there); its output and input gradient
+    are the float32-accumulated product rounded once to bf16, as a native bf16 GEMM's would be."""
+    import lit_sql.model as model
+
+    monkeypatch.setattr(model, "_cpu_has_amx", lambda: has_amx)
+    torch.manual_seed(0)
+    layer = model.Linear(64, 48, bias=False).to(torch.bfloat16).requires_grad_(False)
+    x = torch.randn(3, 200, 64, dtype=torch.bfloat16, requires_grad=True)  # 600 rows: enough to upcast
+    y = layer(x)
+    grad = torch.randn_like(y)
+    y.backward(grad)
+    assert y.dtype == x.grad.dtype == torch.bfloat16
+    reference = (x.detach().double() @ layer.weight.double().t()).to(torch.bfloat16)
+    reference_grad = (grad.double() @ layer.weight.double()).to(torch.bfloat16)
+    # float32 accumulation order may move a result by one bf16 step (or a tiny amount near zero) at most
+    torch.testing.assert_close(y.detach(), reference, atol=1e-5, rtol=2 ** -7)
+    torch.testing.assert_close(x.grad, reference_grad, atol=1e-5, rtol=2 ** -7)
+    assert ("_Float32Matmul" in type(y.grad_fn).__name__) == (not has_amx)
+    assert "_Float32Matmul" not in type(layer(x[:, :20]).grad_fn).__name__  # 60 rows: not worth converting
+    layer.weight.requires_grad_(True)  # trainable weights keep the plain path, which computes their gradient
+    layer(x).sum().backward()
+    assert layer.weight.grad is not None
