@@ -258,8 +258,9 @@ class Linear(nn.Linear):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (self.bias is None and not self.weight.requires_grad and upcast_bf16_matmul(x)
-                and x.numel() >= _MIN_UPCAST_ROWS * x.shape[-1]):
+        if (x.dtype == torch.bfloat16 and x.device.type == "cpu" and self.bias is None
+                and not self.weight.requires_grad and x.numel() >= _MIN_UPCAST_ROWS * x.shape[-1]
+                and not cpu_has_amx()):
             return _Float32Matmul.apply(x, self.weight)
         return F.linear(x, self.weight, self.bias)
 
@@ -267,13 +268,8 @@ class Linear(nn.Linear):
 _MIN_UPCAST_ROWS = 256
 
 
-def upcast_bf16_matmul(x: torch.Tensor) -> bool:
-    """Whether a bf16 matmul of `x` runs faster converted to float32 (see `Linear`)."""
-    return x.dtype == torch.bfloat16 and x.device.type == "cpu" and not _cpu_has_amx()
-
-
-@functools.lru_cache(maxsize=1)
-def _cpu_has_amx() -> bool:
+def cpu_has_amx() -> bool:
+    """AMX tiles: the only CPUs here on which torch's bf16 GEMM beats float32 (see `Linear`)."""
     return bool(torch.cpu._is_amx_tile_supported())
 
 

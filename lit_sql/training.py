@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from lit_sql.errors import LitSQLError
+from lit_sql.model import cpu_has_amx
 
 CHECKPOINT_DIR = "checkpoints"
 IGNORE_INDEX = -100
@@ -92,7 +93,7 @@ def default_precision(use_cuda: bool) -> str:
     float32 keeps the adapter's small updates exact."""
     if use_cuda:
         return "bf16-mixed"
-    return "bf16-true" if torch.cpu._is_amx_tile_supported() else "32-true"
+    return "bf16-true" if cpu_has_amx() else "32-true"
 
 
 def length_grouped_batches(lengths: list[int], micro_batch_size: int, seed: int, epoch: int,

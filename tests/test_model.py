@@ -141,7 +141,7 @@ def test_frozen_bf16_linear_matches_a_float32_accumulating_gemm(monkeypatch, has
     are the float32-accumulated product rounded once to bf16, as a native bf16 GEMM's would be."""
     import lit_sql.model as model
 
-    monkeypatch.setattr(model, "_cpu_has_amx", lambda: has_amx)
+    monkeypatch.setattr(model, "cpu_has_amx", lambda: has_amx)
     torch.manual_seed(0)
     layer = model.Linear(64, 48, bias=False).to(torch.bfloat16).requires_grad_(False)
     x = torch.randn(3, 200, 64, dtype=torch.bfloat16, requires_grad=True)  # 600 rows: enough to upcast

@@ -90,8 +90,8 @@ def setup(
         data_dir: folder with train.pt, test.pt and meta.json.
         checkpoint_dir: the base model (the embedded SmolLM2 is converted on first use).
         out_dir: where adapter.pth, hyperparameters.yaml, logs, checkpoints and loss.png go.
-        precision: 32-true, bf16-true, bf16-mixed, 16-mixed or 16-true. Default: bf16-true on CPUs with native
-            bf16 (else 32-true), bf16-mixed on GPU. See `PRECISION_HELP` in lit_sql/cli/finetune.py.
+        precision: 32-true, bf16-true, bf16-mixed, 16-mixed or 16-true. Default: bf16-true on CPUs with AMX
+            (else 32-true), bf16-mixed on GPU. See `PRECISION_HELP` in lit_sql/cli/finetune.py.
         quantize: store the frozen base in 4-bit (nf4/fp4, -dq = double quantization) or 8-bit (QLoRA).
         devices: devices per node.
         num_nodes: nodes.
