@@ -13,6 +13,14 @@ from lit_sql.config import Config
 from lit_sql.model import GPT
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config) -> None:
+    # The fixture databases are built from SQL rather than tracked as binary files.
+    from tests.fixtures.data.make_fixtures import make_databases
+
+    make_databases()
+
 SPIDER_TRAIN = REPO_ROOT.parent / "shared" / "data" / "spider-train"
 
 _CORPUS = [
