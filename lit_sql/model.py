@@ -355,22 +355,56 @@ class KVCache(nn.Module):
 
 
 def causal_attention_bmm(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Causal attention as two batched matmuls, for training on CPU.
+    """Causal attention as batched matmuls in float32, for training on CPU.
 
-    On CPU, the backward of SDPA's flash kernel is 2-3x slower than plain bmm + softmax at training lengths
-    (measured: 54 ms against 22 ms per layer for 8 x 230 tokens in bf16); the (T, T) scores it materialises are
-    small there. The query heads that share a key/value head are stacked along time, so keys and values are
-    never repeated. q: (B, nh, T, hs); k, v: (B, n_kv, T, hs) -> (B, nh, T, hs)
+    q: (B, nh, T, hs); k, v: (B, n_kv, T, hs) -> (B, nh, T, hs) in q's dtype. See `_CausalAttentionCPU`.
     """
-    B, nh, T, hs = q.shape
-    n_kv = k.shape[1]
-    group = nh // n_kv
-    q = q.reshape(B * n_kv, group * T, hs)
-    k, v = k.reshape(B * n_kv, T, hs), v.reshape(B * n_kv, T, hs)
-    bias = _causal_bias(T, group, q.dtype, q.device)  # (1, group*T, T), broadcast over the batch
-    scores = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=1.0 / math.sqrt(hs))  # (B*n_kv, group*T, T)
-    y = torch.bmm(scores.softmax(dim=-1), v)  # (B*n_kv, group*T, hs)
-    return y.view(B, nh, T, hs)
+    return _CausalAttentionCPU.apply(q, k, v)
+
+
+class _CausalAttentionCPU(torch.autograd.Function):
+    """Causal attention for CPU training: float32 matmuls, and the (T, T) scores recomputed in backward.
+
+    On CPU, the backward of SDPA's flash kernel is 2-3x slower than plain matmuls + softmax at training lengths
+    (measured: 54 ms against 22 ms per layer for 8 x 230 tokens in bf16). Plain matmuls through autograd,
+    though, keep each layer's (T, T) attention probabilities until backward: that was 0.3 GB of a 1.5 GB step.
+    Here backward recomputes them from q and k (one more matmul), so a layer keeps nothing beyond its q, k, v.
+    All of it runs in float32: without AMX a bf16 matmul runs at half the float32 rate (see `Linear`), and
+    softmax gets float32 accuracy whatever the activations' dtype; only the output (and the input gradients)
+    are rounded back. The query heads that share a key/value head are stacked along time, so keys and values
+    are never repeated.
+    """
+
+    @staticmethod
+    def _probabilities(q, k, v):
+        """q, k, v as float32 (B*n_kv, group*T | T, hs), and the causal softmax of the scaled scores."""
+        B, nh, T, hs = q.shape
+        n_kv = k.shape[1]
+        q = q.float().reshape(B * n_kv, nh // n_kv * T, hs)
+        k, v = k.float().reshape(B * n_kv, T, hs), v.float().reshape(B * n_kv, T, hs)
+        bias = _causal_bias(T, nh // n_kv, torch.float32, q.device)  # (1, group*T, T), broadcast over the batch
+        scores = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=1.0 / math.sqrt(hs))  # (B*n_kv, group*T, T)
+        return q, k, v, scores.softmax(dim=-1)
+
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(q, k, v)
+        _, _, v32, probs = _CausalAttentionCPU._probabilities(q, k, v)
+        return torch.bmm(probs, v32).view(q.shape).to(q.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        q, k, v = ctx.saved_tensors
+        q32, k32, v32, probs = _CausalAttentionCPU._probabilities(q, k, v)
+        grad = grad.float().reshape(q32.shape)  # (B*n_kv, group*T, hs)
+        grad_v = torch.bmm(probs.transpose(1, 2), grad)  # (B*n_kv, T, hs)
+        grad_probs = torch.bmm(grad, v32.transpose(1, 2))  # (B*n_kv, group*T, T)
+        # Through softmax: p * (g - sum(g * p)); then through the scaling.
+        grad_scores = torch._softmax_backward_data(grad_probs, probs, -1, torch.float32)
+        grad_scores.mul_(1.0 / math.sqrt(q.shape[-1]))
+        grad_q = torch.bmm(grad_scores, k32)  # (B*n_kv, group*T, hs)
+        grad_k = torch.bmm(grad_scores.transpose(1, 2), q32)  # (B*n_kv, T, hs)
+        return grad_q.view(q.shape).to(q.dtype), grad_k.view(k.shape).to(k.dtype), grad_v.view(v.shape).to(v.dtype)
 
 
 @functools.lru_cache(maxsize=8)

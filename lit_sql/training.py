@@ -136,7 +136,49 @@ def loss_sum(model: torch.nn.Module, input_ids: torch.Tensor, labels: torch.Tens
     positions[:, :-1] = targets != IGNORE_INDEX
     logits = model(input_ids, output_positions=positions)  # (N, V)
     selected = targets[targets != IGNORE_INDEX]
-    return F.cross_entropy(logits.float(), selected, reduction="sum"), int(selected.numel())
+    return cross_entropy_sum(logits, selected), int(selected.numel())
+
+
+def cross_entropy_sum(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """sum_i -log softmax(logits_i)[targets_i], computed in float32 whatever the logits' dtype."""
+    if logits.dtype == torch.float32:
+        return F.cross_entropy(logits, targets, reduction="sum")
+    return _LowPrecisionCrossEntropySum.apply(logits, targets)
+
+
+class _LowPrecisionCrossEntropySum(torch.autograd.Function):
+    """Cross-entropy of half-precision (N, V) logits in float32, a few rows at a time.
+
+    `F.cross_entropy(logits.float())` keeps a float32 copy of every logit, its log-softmax and its gradient:
+    three (N, V) float32 tensors, 40 MB each for 200 answer tokens of a 49k vocabulary (and 3x that for
+    Llama 3's). Here forward keeps one float32 number a row (its log-sum-exp), and backward writes the gradient
+    straight into the logits' dtype. The arithmetic is the same (float32 exponentials and sums, one rounding
+    of the gradient); on CPU a bf16 step's loss costs 20 ms instead of 60.
+    """
+
+    ROWS = 16  # float32 rows held at once: 3 MB for a 49k vocabulary
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        rows = _LowPrecisionCrossEntropySum.ROWS
+        log_sum_exp = torch.empty(logits.shape[0], dtype=torch.float32, device=logits.device)
+        for start in range(0, logits.shape[0], rows):
+            log_sum_exp[start:start + rows] = torch.logsumexp(logits[start:start + rows].float(), dim=-1)
+        target_logits = logits.gather(1, targets[:, None]).squeeze(1).float()
+        ctx.save_for_backward(logits, targets, log_sum_exp)
+        return (log_sum_exp - target_logits).sum()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        logits, targets, log_sum_exp = ctx.saved_tensors
+        rows = _LowPrecisionCrossEntropySum.ROWS
+        grad_logits = torch.empty_like(logits)
+        for start in range(0, logits.shape[0], rows):
+            end = min(start + rows, logits.shape[0])
+            probs = logits[start:end].float().sub_(log_sum_exp[start:end, None]).exp_()  # softmax
+            probs[torch.arange(end - start, device=logits.device), targets[start:end]] -= 1
+            grad_logits[start:end] = probs.mul_(grad)
+        return grad_logits, None
 
 
 # -------------------------------------------------------------------------------------------------------

@@ -159,3 +159,22 @@ def test_frozen_bf16_linear_matches_a_float32_accumulating_gemm(monkeypatch, has
     layer.weight.requires_grad_(True)  # trainable weights keep the plain path, which computes their gradient
     layer(x).sum().backward()
     assert layer.weight.grad is not None
+
+
+def test_training_attention_path_in_bf16_computes_in_float32():
+    """bf16 inputs: the float32 result rounded once, and gradients within bf16 rounding of float32's."""
+    from lit_sql.model import causal_attention_bmm
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, h, 33, 16).bfloat16().requires_grad_() for h in (6, 2, 2))
+    ours = causal_attention_bmm(q, k, v)
+    ref = torch.nn.functional.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True,
+                                                           enable_gqa=True)
+    assert ours.dtype == torch.bfloat16
+    torch.testing.assert_close(ours, ref.bfloat16(), rtol=0, atol=1e-2)
+    g = torch.randn_like(ours)
+    grads = torch.autograd.grad(ours, (q, k, v), g)
+    ref_grads = torch.autograd.grad(ref, (q, k, v), g.float())
+    for ours_grad, ref_grad in zip(grads, ref_grads):
+        assert ours_grad.dtype == torch.bfloat16
+        torch.testing.assert_close(ours_grad.float(), ref_grad.float(), rtol=1e-2, atol=1e-2)

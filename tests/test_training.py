@@ -59,3 +59,22 @@ def test_default_precision_follows_the_hardware(monkeypatch):
     for has_amx, expected in ((True, "bf16-true"), (False, "32-true")):
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda a=has_amx: a)
         assert default_precision(use_cuda=False) == expected
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_cross_entropy_matches_the_float32_reference(dtype):
+    from lit_sql.training import cross_entropy_sum
+
+    torch.manual_seed(0)
+    logits = (torch.randn(37, 1000) * 4).to(dtype).requires_grad_()  # 37 rows: the last block is partial
+    targets = torch.randint(0, 1000, (37,))
+    loss = cross_entropy_sum(logits, targets)
+    (grad,) = torch.autograd.grad(loss * 0.5, logits)
+    reference = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
+    (reference_grad,) = torch.autograd.grad(reference * 0.5, logits)
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss, reference, rtol=1e-6, atol=1e-4)
+    assert grad.dtype == dtype
+    # Same float32 arithmetic, one rounding: at most one unit in the last place apart.
+    ulp = torch.finfo(dtype).eps * reference_grad.float().abs().clamp(min=torch.finfo(dtype).tiny)
+    assert ((grad.float() - reference_grad.float()).abs() <= ulp).all()
