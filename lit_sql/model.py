@@ -205,6 +205,14 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, input_pos: Optional[int],
                 mask: Optional[torch.Tensor], packing: Optional[Packing] = None) -> torch.Tensor:
+        if packing is not None and _use_cpu_training_attention(x, packing.shape[1]):
+            # The kept tokens stay packed (no padding through the projections); attention unpacks them itself.
+            q = self.q_proj(x).view(-1, self.n_head, self.head_size)  # (N, nh, hs)
+            k = self.k_proj(x).view(-1, self.n_kv, self.head_size)  # (N, n_kv, hs)
+            v = self.v_proj(x).view(-1, self.n_kv, self.head_size)
+            cos, sin = cos[packing.cols].unsqueeze(1), sin[packing.cols].unsqueeze(1)  # (N, 1, hs): each token's position
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            return self.o_proj(causal_attention_bmm(q, k, v, packing).flatten(1))  # (N, n_embd)
         if packing is not None:
             # q, k and v of the whole padded block: one copy of the input here instead of three of the outputs.
             x = packing.unpack(x)  # (N, n_embd) -> (B, T, n_embd)
@@ -221,7 +229,7 @@ class CausalSelfAttention(nn.Module):
             k, v = self.kv_cache(input_pos, k, v)  # (B, n_kv, input_pos + T, hs)
         # SDPA's own GQA support avoids materialising repeated key/value heads.
         gqa = self.n_kv != self.n_head
-        if mask is None and k.shape[2] == T and 1 < T <= 1024 and x.device.type == "cpu" and torch.is_grad_enabled():
+        if mask is None and k.shape[2] == T and _use_cpu_training_attention(x, T):
             y = causal_attention_bmm(q, k, v)
         elif mask is None and k.shape[2] == T:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, enable_gqa=gqa)
@@ -232,6 +240,11 @@ class CausalSelfAttention(nn.Module):
         if packing is not None:
             return self.o_proj(packing.pack(y).flatten(1))  # (N, n_embd)
         return self.o_proj(y.reshape(B, T, self.n_head * self.head_size))
+
+
+def _use_cpu_training_attention(x: torch.Tensor, T: int) -> bool:
+    """Whether causal self-attention over T positions goes through `causal_attention_bmm`: training on CPU."""
+    return x.device.type == "cpu" and torch.is_grad_enabled() and 1 < T <= 4096
 
 
 class LLaMAMLP(nn.Module):
@@ -354,65 +367,125 @@ class KVCache(nn.Module):
         self.v[: len(rows), :, :length] = self.v[rows, :, :length]
 
 
-def causal_attention_bmm(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Causal attention as batched matmuls in float32, for training on CPU.
+def causal_attention_bmm(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                         packing: Optional[Packing] = None) -> torch.Tensor:
+    """Causal attention as batched matmuls in float32, for training on CPU (see `_CausalAttentionCPU`).
 
-    q: (B, nh, T, hs); k, v: (B, n_kv, T, hs) -> (B, nh, T, hs) in q's dtype. See `_CausalAttentionCPU`.
+    q: (B, nh, T, hs); k, v: (B, n_kv, T, hs) -> (B, nh, T, hs) in q's dtype, a transposed view of a contiguous
+    (B, T, nh, hs) tensor (what the output projection reads). With `packing`, the kept tokens only:
+    q: (N, nh, hs); k, v: (N, n_kv, hs) -> (N, nh, hs).
     """
-    return _CausalAttentionCPU.apply(q, k, v)
+    return _CausalAttentionCPU.apply(q, k, v, packing)
 
 
 class _CausalAttentionCPU(torch.autograd.Function):
-    """Causal attention for CPU training: float32 matmuls, and the (T, T) scores recomputed in backward.
+    """Causal attention for CPU training: float32 matmuls over blocks of queries, probabilities recomputed in
+    backward.
 
-    On CPU, the backward of SDPA's flash kernel is 2-3x slower than plain matmuls + softmax at training lengths
-    (measured: 54 ms against 22 ms per layer for 8 x 230 tokens in bf16). Plain matmuls through autograd,
-    though, keep each layer's (T, T) attention probabilities until backward: that was 0.3 GB of a 1.5 GB step.
-    Here backward recomputes them from q and k (one more matmul), so a layer keeps nothing beyond its q, k, v.
-    All of it runs in float32: without AMX a bf16 matmul runs at half the float32 rate (see `Linear`), and
-    softmax gets float32 accuracy whatever the activations' dtype; only the output (and the input gradients)
-    are rounded back. The query heads that share a key/value head are stacked along time, so keys and values
-    are never repeated.
+    - On CPU, the backward of SDPA's flash kernel is 2-3x slower than plain matmuls + softmax at training
+      lengths (measured: 54 ms against 22 ms per layer for 8 x 230 tokens in bf16).
+    - Plain matmuls through autograd keep each layer's (T, T) probabilities until backward (0.3 GB of a 1.5 GB
+      step); here backward recomputes them from q and k, so a layer keeps nothing beyond q, k and v.
+    - Queries go in blocks of `BLOCK` positions, each against the keys up to its end only: the score
+      matrices skip most of the masked upper triangle (5/8 of the full work at four blocks).
+    - float32 throughout: without AMX a bf16 matmul runs at half the float32 rate (see `Linear`), and softmax
+      gets float32 accuracy whatever the activations' dtype; only the output and the input gradients are
+      rounded back.
+    - The query heads that share a key/value head are stacked along the rows, position-major ((t, head)
+      order), so keys and values are never repeated and a block of positions is a contiguous block of rows.
+    - Packed tokens are placed into that layout directly, zeros elsewhere: a zero key or value only ever sits
+      after a row's last kept token (see `Packing`), where causal masking hides it from every kept query.
     """
 
-    @staticmethod
-    def _probabilities(q, k, v):
-        """q, k, v as float32 (B*n_kv, group*T | T, hs), and the causal softmax of the scaled scores."""
-        B, nh, T, hs = q.shape
-        n_kv = k.shape[1]
-        q = q.float().reshape(B * n_kv, nh // n_kv * T, hs)
-        k, v = k.float().reshape(B * n_kv, T, hs), v.float().reshape(B * n_kv, T, hs)
-        bias = _causal_bias(T, nh // n_kv, torch.float32, q.device)  # (1, group*T, T), broadcast over the batch
-        scores = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=1.0 / math.sqrt(hs))  # (B*n_kv, group*T, T)
-        return q, k, v, scores.softmax(dim=-1)
+    BLOCK = 64
 
     @staticmethod
-    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packing: Optional[Packing]) -> torch.Tensor:
         ctx.save_for_backward(q, k, v)
-        _, _, v32, probs = _CausalAttentionCPU._probabilities(q, k, v)
-        return torch.bmm(probs, v32).view(q.shape).to(q.dtype)
+        ctx.packing = packing
+        n_kv = k.shape[-2] if packing is not None else k.shape[1]
+        q32, k32, v32 = (_stack_heads(t, n_kv, packing) for t in (q, k, v))
+        group = q32.shape[1] // k32.shape[1]
+        y = torch.empty_like(q32)  # (B*n_kv, T*group, hs)
+        for start, end, probs in _CausalAttentionCPU._blocks(q32, k32, group):
+            y[:, start * group:end * group] = torch.bmm(probs, v32[:, :end])
+        return _unstack_heads(y, q.shape, q.dtype, packing)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         q, k, v = ctx.saved_tensors
-        q32, k32, v32, probs = _CausalAttentionCPU._probabilities(q, k, v)
-        grad = grad.float().reshape(q32.shape)  # (B*n_kv, group*T, hs)
-        grad_v = torch.bmm(probs.transpose(1, 2), grad)  # (B*n_kv, T, hs)
-        grad_probs = torch.bmm(grad, v32.transpose(1, 2))  # (B*n_kv, group*T, T)
-        # Through softmax: p * (g - sum(g * p)); then through the scaling.
-        grad_scores = torch._softmax_backward_data(grad_probs, probs, -1, torch.float32)
-        grad_scores.mul_(1.0 / math.sqrt(q.shape[-1]))
-        grad_q = torch.bmm(grad_scores, k32)  # (B*n_kv, group*T, hs)
-        grad_k = torch.bmm(grad_scores.transpose(1, 2), q32)  # (B*n_kv, T, hs)
-        return grad_q.view(q.shape).to(q.dtype), grad_k.view(k.shape).to(k.dtype), grad_v.view(v.shape).to(v.dtype)
+        packing = ctx.packing
+        n_kv = k.shape[-2] if packing is not None else k.shape[1]
+        q32, k32, v32, grad32 = (_stack_heads(t, n_kv, packing) for t in (q, k, v, grad))
+        group = q32.shape[1] // k32.shape[1]
+        scale = 1.0 / math.sqrt(q.shape[-1])
+        grad_q, grad_k, grad_v = torch.empty_like(q32), torch.zeros_like(k32), torch.zeros_like(v32)
+        for start, end, probs in _CausalAttentionCPU._blocks(q32, k32, group):
+            rows = slice(start * group, end * group)
+            # (Accumulated with add_: an in-place matmul into these strided slices runs one GEMM per batch entry.)
+            grad_v[:, :end].add_(torch.bmm(probs.transpose(1, 2), grad32[:, rows]))
+            grad_probs = torch.bmm(grad32[:, rows], v32[:, :end].transpose(1, 2))
+            # Through softmax, p * (g - sum(g * p)); then through the scaling of the scores.
+            grad_scores = torch._softmax_backward_data(grad_probs, probs, -1, torch.float32).mul_(scale)
+            grad_q[:, rows] = torch.bmm(grad_scores, k32[:, :end])
+            grad_k[:, :end].add_(torch.bmm(grad_scores.transpose(1, 2), q32[:, rows]))
+        return (_unstack_heads(grad_q, q.shape, q.dtype, packing), _unstack_heads(grad_k, k.shape, k.dtype, packing),
+                _unstack_heads(grad_v, v.shape, v.dtype, packing), None)
+
+    @staticmethod
+    def _blocks(q32: torch.Tensor, k32: torch.Tensor, group: int):
+        """(start, end, probabilities) for each block of query positions [start, end): the softmax of the
+        scaled scores against keys [0, end), (B*n_kv, (end-start)*group, end)."""
+        T, hs = k32.shape[1], k32.shape[2]
+        bias = _causal_bias(T, group, torch.float32, q32.device)  # (T*group, T)
+        for start in range(0, T, _CausalAttentionCPU.BLOCK):
+            end = min(start + _CausalAttentionCPU.BLOCK, T)
+            rows = slice(start * group, end * group)
+            scores = torch.baddbmm(bias[None, rows, :end], q32[:, rows], k32[:, :end].transpose(1, 2),
+                                   alpha=1.0 / math.sqrt(hs))
+            yield start, end, scores.softmax(dim=-1)
+
+
+def _stack_heads(x: torch.Tensor, n_kv: int, packing: Optional[Packing]) -> torch.Tensor:
+    """(B, h, T, hs) with any strides, or packed (N, h, hs) -> float32 (B*n_kv, T*(h/n_kv), hs) with the rows
+    in (position, head) order, in one copy (h: nh query heads or n_kv key/value heads)."""
+    if packing is None:
+        B, h, T, hs = x.shape
+        stacked = torch.empty(B, n_kv, T, h // n_kv, hs, dtype=torch.float32, device=x.device)
+        stacked.copy_(x.view(B, n_kv, h // n_kv, T, hs).transpose(2, 3))
+    else:
+        (B, T), (N, h, hs) = packing.shape, x.shape
+        stacked = torch.zeros(B, n_kv, T, h // n_kv, hs, dtype=torch.float32, device=x.device)
+        stacked[packing.rows, :, packing.cols] = x.float().view(N, n_kv, h // n_kv, hs)
+    return stacked.view(B * n_kv, T * (h // n_kv), hs)
+
+
+def _unstack_heads(x: torch.Tensor, shape: torch.Size, dtype: torch.dtype, packing: Optional[Packing]) -> torch.Tensor:
+    """The inverse of `_stack_heads`, to `dtype`: (N, h, hs) packed, else (B, h, T, hs) as a transposed view of
+    a contiguous (B, T, h, hs) tensor."""
+    if packing is not None:
+        (B, T), (N, h, hs) = packing.shape, shape
+        n_kv = x.shape[0] // B
+        return x.view(B, n_kv, T, h // n_kv, hs)[packing.rows, :, packing.cols].view(N, h, hs).to(dtype)
+    B, h, T, hs = shape
+    n_kv = x.shape[0] // B
+    out = torch.empty(B, T, n_kv, h // n_kv, hs, dtype=dtype, device=x.device)
+    out.copy_(x.view(B, n_kv, T, h // n_kv, hs).permute(0, 2, 1, 3, 4))
+    return out.view(B, T, h, hs).transpose(1, 2)
+
+
+def _contiguous_float32(x: torch.Tensor) -> torch.Tensor:
+    """x as a contiguous float32 tensor, in one pass: for a transposed view (q, k and v are), `x.float()` keeps
+    the strides and a reshape then copies again, 20x slower."""
+    return torch.empty(x.shape, dtype=torch.float32, device=x.device).copy_(x)
 
 
 @functools.lru_cache(maxsize=8)
 def _causal_bias(T: int, group: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """0 on and below the diagonal, -inf above, for `group` query heads stacked along time: built once per
-    length, not once per layer."""
+    """(T*group, T): 0 where a query may see the key, -inf where the key is in its future, with the rows in
+    (position, head) order for `group` query heads; built once per length, not once per layer."""
     future = torch.full((T, T), float("-inf"), dtype=dtype, device=device).triu(1)
-    return future.repeat(group, 1).unsqueeze(0)
+    return future.repeat_interleave(group, dim=0)
 
 
 def build_rope_cache(seq_len: int, n_elem: int, base: float, scaling: Optional[dict[str, float]],

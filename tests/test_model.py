@@ -109,10 +109,12 @@ def test_sequence_longer_than_max_seq_length_is_refused():
         model.max_seq_length = 65
 
 
-def test_training_attention_path_matches_sdpa():
-    """The bmm attention used for CPU training gives SDPA's values and gradients."""
-    from lit_sql.model import causal_attention_bmm
+@pytest.mark.parametrize("block", [64, 5])
+def test_training_attention_path_matches_sdpa(monkeypatch, block):
+    """The bmm attention used for CPU training gives SDPA's values and gradients, in one query block or several."""
+    from lit_sql.model import _CausalAttentionCPU, causal_attention_bmm
 
+    monkeypatch.setattr(_CausalAttentionCPU, "BLOCK", block)
     torch.manual_seed(0)
     q = torch.randn(2, 6, 17, 8, requires_grad=True)
     k = torch.randn(2, 2, 17, 8, requires_grad=True)
@@ -178,3 +180,27 @@ def test_training_attention_path_in_bf16_computes_in_float32():
     for ours_grad, ref_grad in zip(grads, ref_grads):
         assert ours_grad.dtype == torch.bfloat16
         torch.testing.assert_close(ours_grad.float(), ref_grad.float(), rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("block", [64, 5])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_packed_training_forward_matches_the_padded_batch(monkeypatch, block, dtype):
+    """Training selects output positions: only the tokens they depend on go through the layers (packed), and
+    attention runs in query blocks. Logits and every gradient match the plain padded forward."""
+    from lit_sql.model import _CausalAttentionCPU
+
+    monkeypatch.setattr(_CausalAttentionCPU, "BLOCK", block)  # 5: several blocks, the last one partial
+    model = random_model(LLAMA3_STYLE).to(dtype)
+    idx = torch.randint(0, LLAMA3_STYLE["vocab_size"], (3, 23))
+    selected = torch.zeros(3, 23, dtype=torch.bool)
+    selected[0, 10:22] = True  # row 0 uses nearly all of its tokens
+    selected[1, 4:9] = True  # row 1 ends early: its later tokens are padding to the packed path
+    selected[2, [2, 6]] = True
+    packed = model(idx, output_positions=selected)
+    packed_grads = torch.autograd.grad(packed.float().square().sum(), list(model.parameters()))
+    padded = model(idx)[selected]
+    padded_grads = torch.autograd.grad(padded.float().square().sum(), list(model.parameters()))
+    tolerance = dict(rtol=1e-4, atol=1e-5) if dtype == torch.float32 else dict(rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(packed, padded, **tolerance)
+    for name, a, b in zip([n for n, _ in model.named_parameters()], packed_grads, padded_grads):
+        torch.testing.assert_close(a.float(), b.float(), **tolerance, msg=lambda m, name=name: f"{name}: {m}")
