@@ -1,6 +1,7 @@
 """LoRA fine-tuning throughput on CPU: lit_sql against litgpt and transformers+peft, side by side.
 
     .venv/bin/python benchmarks/finetune.py            # writes benchmarks/results/finetune_cpu.json
+    .venv/bin/python benchmarks/finetune.py --precision 32-true --out benchmarks/results/finetune_cpu_fp32.json
 
 The same SmolLM2-135M-Instruct weights, the same micro-batches of Spider questions (prompt = schema +
 question in the chat template, answer-only labels, <= 256 tokens), LoRA r=8 alpha=16 on q and v, AdamW,
@@ -118,10 +119,11 @@ def main() -> None:
                   f"{result['peak_rss_gib']:.2f} GiB", flush=True)
 
     median = {t: statistics.median(v) for t, v in runs.items()}
+    rerun = " ".join(["python benchmarks/finetune.py", *sys.argv[1:]])
     peers = {t: median[t] for t in tools if t != "lit_sql"}
     best_peer = max(peers.values()) if peers else None
     report = {
-        "name": "finetune_cpu",
+        "name": Path(args.out).stem,
         "date": date.today().isoformat(),
         "device": cpu_name(),
         "metric": "tokens/s (without padding)",
@@ -135,11 +137,11 @@ def main() -> None:
                      "warmup_steps": args.warmup, "data": "Spider train (schema + question, answer-only loss)",
                      "optimizer": "AdamW"},
         "runs": runs,
-        "rerun": "python benchmarks/finetune.py",
+        "rerun": rerun,
     }
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: report[k] for k in ("lit_sql", "peers", "ratio_vs_best_peer", "peak_rss_gib")}))
-    print(f"Wrote {args.out}. Rerun: .venv/bin/python benchmarks/finetune.py")
+    print(f"Wrote {args.out}. Rerun: .venv/bin/{rerun}")
 
 
 if __name__ == "__main__":

@@ -379,7 +379,7 @@ def causal_attention_bmm(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 
 
 class _CausalAttentionCPU(torch.autograd.Function):
-    """Causal attention for CPU training: float32 matmuls over blocks of queries, probabilities recomputed in
+    """Causal attention for CPU training: batched matmuls over blocks of queries, probabilities recomputed in
     backward.
 
     - On CPU, the backward of SDPA's flash kernel is 2-3x slower than plain matmuls + softmax at training
@@ -388,13 +388,13 @@ class _CausalAttentionCPU(torch.autograd.Function):
       step); here backward recomputes them from q and k, so a layer keeps nothing beyond q, k and v.
     - Queries go in blocks of `BLOCK` positions, each against the keys up to its end only: the score
       matrices skip most of the masked upper triangle (5/8 of the full work at four blocks).
-    - float32 throughout: without AMX a bf16 matmul runs at half the float32 rate (see `Linear`), and softmax
-      gets float32 accuracy whatever the activations' dtype; only the output and the input gradients are
-      rounded back.
+    - bf16 inputs are computed in float32 unless the CPU has AMX: elsewhere a bf16 matmul runs at half the
+      float32 rate (see `Linear`). Only the output and the input gradients are rounded back.
     - The query heads that share a key/value head are stacked along the rows, position-major ((t, head)
       order), so keys and values are never repeated and a block of positions is a contiguous block of rows.
     - Packed tokens are placed into that layout directly, zeros elsewhere: a zero key or value only ever sits
       after a row's last kept token (see `Packing`), where causal masking hides it from every kept query.
+    - Autocast is off inside: the dtype is chosen here, as above.
     """
 
     BLOCK = 64
@@ -403,60 +403,71 @@ class _CausalAttentionCPU(torch.autograd.Function):
     def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packing: Optional[Packing]) -> torch.Tensor:
         ctx.save_for_backward(q, k, v)
         ctx.packing = packing
-        n_kv = k.shape[-2] if packing is not None else k.shape[1]
-        q32, k32, v32 = (_stack_heads(t, n_kv, packing) for t in (q, k, v))
-        group = q32.shape[1] // k32.shape[1]
-        y = torch.empty_like(q32)  # (B*n_kv, T*group, hs)
-        for start, end, probs in _CausalAttentionCPU._blocks(q32, k32, group):
-            y[:, start * group:end * group] = torch.bmm(probs, v32[:, :end])
-        return _unstack_heads(y, q.shape, q.dtype, packing)
+        with torch.autocast("cpu", enabled=False):
+            qs, ks, vs = _CausalAttentionCPU._stacked(ctx, q, k, v)
+            group = qs.shape[1] // ks.shape[1]
+            y = torch.empty_like(qs)  # (B*n_kv, T*group, hs)
+            for start, end, probs in _CausalAttentionCPU._blocks(qs, ks, group):
+                y[:, start * group:end * group] = torch.bmm(probs, vs[:, :end])
+            return _unstack_heads(y, q.shape, q.dtype, packing)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         q, k, v = ctx.saved_tensors
         packing = ctx.packing
-        n_kv = k.shape[-2] if packing is not None else k.shape[1]
-        q32, k32, v32, grad32 = (_stack_heads(t, n_kv, packing) for t in (q, k, v, grad))
-        group = q32.shape[1] // k32.shape[1]
-        scale = 1.0 / math.sqrt(q.shape[-1])
-        grad_q, grad_k, grad_v = torch.empty_like(q32), torch.zeros_like(k32), torch.zeros_like(v32)
-        for start, end, probs in _CausalAttentionCPU._blocks(q32, k32, group):
-            rows = slice(start * group, end * group)
-            # (Accumulated with add_: an in-place matmul into these strided slices runs one GEMM per batch entry.)
-            grad_v[:, :end].add_(torch.bmm(probs.transpose(1, 2), grad32[:, rows]))
-            grad_probs = torch.bmm(grad32[:, rows], v32[:, :end].transpose(1, 2))
-            # Through softmax, p * (g - sum(g * p)); then through the scaling of the scores.
-            grad_scores = torch._softmax_backward_data(grad_probs, probs, -1, torch.float32).mul_(scale)
-            grad_q[:, rows] = torch.bmm(grad_scores, k32[:, :end])
-            grad_k[:, :end].add_(torch.bmm(grad_scores.transpose(1, 2), q32[:, rows]))
-        return (_unstack_heads(grad_q, q.shape, q.dtype, packing), _unstack_heads(grad_k, k.shape, k.dtype, packing),
-                _unstack_heads(grad_v, v.shape, v.dtype, packing), None)
+        with torch.autocast("cpu", enabled=False):
+            qs, ks, vs, grads = _CausalAttentionCPU._stacked(ctx, q, k, v, grad)
+            group = qs.shape[1] // ks.shape[1]
+            scale = 1.0 / math.sqrt(q.shape[-1])
+            grad_q, grad_k, grad_v = torch.empty_like(qs), torch.zeros_like(ks), torch.zeros_like(vs)
+            for start, end, probs in _CausalAttentionCPU._blocks(qs, ks, group):
+                rows = slice(start * group, end * group)
+                # Accumulated with add_: an in-place matmul into these strided slices runs a GEMM per batch entry.
+                grad_v[:, :end].add_(torch.bmm(probs.transpose(1, 2), grads[:, rows]))
+                grad_probs = torch.bmm(grads[:, rows], vs[:, :end].transpose(1, 2))
+                # Through softmax, p * (g - sum(g * p)); then through the scaling of the scores.
+                grad_scores = torch._softmax_backward_data(grad_probs, probs, -1, probs.dtype).mul_(scale)
+                grad_q[:, rows] = torch.bmm(grad_scores, ks[:, :end])
+                grad_k[:, :end].add_(torch.bmm(grad_scores.transpose(1, 2), qs[:, rows]))
+            return (_unstack_heads(grad_q, q.shape, q.dtype, packing),
+                    _unstack_heads(grad_k, k.shape, k.dtype, packing),
+                    _unstack_heads(grad_v, v.shape, v.dtype, packing), None)
 
     @staticmethod
-    def _blocks(q32: torch.Tensor, k32: torch.Tensor, group: int):
+    def _stacked(ctx, *tensors: torch.Tensor) -> list[torch.Tensor]:
+        """q, k, v (and grad) in the stacked layout and compute dtype; k is the second."""
+        dtype = tensors[0].dtype
+        if dtype != torch.float32 and not (dtype == torch.bfloat16 and cpu_has_amx()):
+            dtype = torch.float32
+        n_kv = tensors[1].shape[-2] if ctx.packing is not None else tensors[1].shape[1]
+        return [_stack_heads(t, n_kv, ctx.packing, dtype) for t in tensors]
+
+    @staticmethod
+    def _blocks(q: torch.Tensor, k: torch.Tensor, group: int):
         """(start, end, probabilities) for each block of query positions [start, end): the softmax of the
         scaled scores against keys [0, end), (B*n_kv, (end-start)*group, end)."""
-        T, hs = k32.shape[1], k32.shape[2]
-        bias = _causal_bias(T, group, torch.float32, q32.device)  # (T*group, T)
+        T, hs = k.shape[1], k.shape[2]
+        bias = _causal_bias(T, group, q.dtype, q.device)  # (T*group, T)
         for start in range(0, T, _CausalAttentionCPU.BLOCK):
             end = min(start + _CausalAttentionCPU.BLOCK, T)
             rows = slice(start * group, end * group)
-            scores = torch.baddbmm(bias[None, rows, :end], q32[:, rows], k32[:, :end].transpose(1, 2),
+            scores = torch.baddbmm(bias[None, rows, :end], q[:, rows], k[:, :end].transpose(1, 2),
                                    alpha=1.0 / math.sqrt(hs))
             yield start, end, scores.softmax(dim=-1)
 
 
-def _stack_heads(x: torch.Tensor, n_kv: int, packing: Optional[Packing]) -> torch.Tensor:
-    """(B, h, T, hs) with any strides, or packed (N, h, hs) -> float32 (B*n_kv, T*(h/n_kv), hs) with the rows
-    in (position, head) order, in one copy (h: nh query heads or n_kv key/value heads)."""
+def _stack_heads(x: torch.Tensor, n_kv: int, packing: Optional[Packing], dtype: torch.dtype) -> torch.Tensor:
+    """(B, h, T, hs) with any strides, or packed (N, h, hs) -> `dtype` (B*n_kv, T*(h/n_kv), hs) with the rows in
+    (position, head) order, in one copy (h: nh query heads or n_kv key/value heads). A transposed view's
+    `.to(dtype)` would keep its strides and need a second copy to reshape, 20x slower."""
     if packing is None:
         B, h, T, hs = x.shape
-        stacked = torch.empty(B, n_kv, T, h // n_kv, hs, dtype=torch.float32, device=x.device)
+        stacked = torch.empty(B, n_kv, T, h // n_kv, hs, dtype=dtype, device=x.device)
         stacked.copy_(x.view(B, n_kv, h // n_kv, T, hs).transpose(2, 3))
     else:
         (B, T), (N, h, hs) = packing.shape, x.shape
-        stacked = torch.zeros(B, n_kv, T, h // n_kv, hs, dtype=torch.float32, device=x.device)
-        stacked[packing.rows, :, packing.cols] = x.float().view(N, n_kv, h // n_kv, hs)
+        stacked = torch.zeros(B, n_kv, T, h // n_kv, hs, dtype=dtype, device=x.device)
+        stacked[packing.rows, :, packing.cols] = x.to(dtype).view(N, n_kv, h // n_kv, hs)
     return stacked.view(B * n_kv, T * (h // n_kv), hs)
 
 
@@ -472,12 +483,6 @@ def _unstack_heads(x: torch.Tensor, shape: torch.Size, dtype: torch.dtype, packi
     out = torch.empty(B, T, n_kv, h // n_kv, hs, dtype=dtype, device=x.device)
     out.copy_(x.view(B, n_kv, T, h // n_kv, hs).permute(0, 2, 1, 3, 4))
     return out.view(B, T, h, hs).transpose(1, 2)
-
-
-def _contiguous_float32(x: torch.Tensor) -> torch.Tensor:
-    """x as a contiguous float32 tensor, in one pass: for a transposed view (q, k and v are), `x.float()` keeps
-    the strides and a reshape then copies again, 20x slower."""
-    return torch.empty(x.shape, dtype=torch.float32, device=x.device).copy_(x)
 
 
 @functools.lru_cache(maxsize=8)

@@ -163,23 +163,28 @@ def test_frozen_bf16_linear_matches_a_float32_accumulating_gemm(monkeypatch, has
     assert layer.weight.grad is not None
 
 
-def test_training_attention_path_in_bf16_computes_in_float32():
-    """bf16 inputs: the float32 result rounded once, and gradients within bf16 rounding of float32's."""
+@pytest.mark.parametrize("has_amx", [False, True])
+def test_training_attention_path_in_bf16(monkeypatch, has_amx):
+    """bf16 inputs: computed in float32 and rounded once (in bf16 matmuls with AMX); gradients within bf16
+    rounding of float32's."""
     from lit_sql.model import causal_attention_bmm
 
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: has_amx)
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, h, 33, 16).bfloat16().requires_grad_() for h in (6, 2, 2))
     ours = causal_attention_bmm(q, k, v)
     ref = torch.nn.functional.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True,
                                                            enable_gqa=True)
     assert ours.dtype == torch.bfloat16
-    torch.testing.assert_close(ours, ref.bfloat16(), rtol=0, atol=1e-2)
+    torch.testing.assert_close(ours, ref.bfloat16(), rtol=2e-2, atol=2e-2)
+    if not has_amx:  # one rounding of the float32 result: bit-equal but for the rare value at a rounding tie
+        assert (ours != ref.bfloat16()).float().mean() < 0.01
     g = torch.randn_like(ours)
     grads = torch.autograd.grad(ours, (q, k, v), g)
     ref_grads = torch.autograd.grad(ref, (q, k, v), g.float())
     for ours_grad, ref_grad in zip(grads, ref_grads):
         assert ours_grad.dtype == torch.bfloat16
-        torch.testing.assert_close(ours_grad.float(), ref_grad.float(), rtol=1e-2, atol=1e-2)
+        torch.testing.assert_close(ours_grad.float(), ref_grad.float(), rtol=2e-2, atol=2e-2)
 
 
 @pytest.mark.parametrize("block", [64, 5])
