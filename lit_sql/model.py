@@ -210,7 +210,7 @@ class CausalSelfAttention(nn.Module):
             q = self.q_proj(x).view(-1, self.n_head, self.head_size)  # (N, nh, hs)
             k = self.k_proj(x).view(-1, self.n_kv, self.head_size)  # (N, n_kv, hs)
             v = self.v_proj(x).view(-1, self.n_kv, self.head_size)
-            cos, sin = cos[packing.cols].unsqueeze(1), sin[packing.cols].unsqueeze(1)  # (N, 1, hs): each token's position
+            cos, sin = cos[packing.cols].unsqueeze(1), sin[packing.cols].unsqueeze(1)  # (N, 1, hs): by position
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
             return self.o_proj(causal_attention_bmm(q, k, v, packing).flatten(1))  # (N, n_embd)
         if packing is not None:
@@ -243,8 +243,9 @@ class CausalSelfAttention(nn.Module):
 
 
 def _use_cpu_training_attention(x: torch.Tensor, T: int) -> bool:
-    """Whether causal self-attention over T positions goes through `causal_attention_bmm`: training on CPU."""
-    return x.device.type == "cpu" and torch.is_grad_enabled() and 1 < T <= 4096
+    """Whether causal self-attention over T positions goes through `causal_attention_bmm`: training on CPU.
+    (Its query blocks keep its memory at O(BLOCK * T) a layer, so no length is too long for it.)"""
+    return x.device.type == "cpu" and torch.is_grad_enabled() and T > 1
 
 
 class LLaMAMLP(nn.Module):
@@ -369,7 +370,7 @@ class KVCache(nn.Module):
 
 def causal_attention_bmm(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                          packing: Optional[Packing] = None) -> torch.Tensor:
-    """Causal attention as batched matmuls in float32, for training on CPU (see `_CausalAttentionCPU`).
+    """Causal attention as batched matmuls, for training on CPU (see `_CausalAttentionCPU`).
 
     q: (B, nh, T, hs); k, v: (B, n_kv, T, hs) -> (B, nh, T, hs) in q's dtype, a transposed view of a contiguous
     (B, T, nh, hs) tensor (what the output projection reads). With `packing`, the kept tokens only:
