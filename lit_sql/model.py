@@ -207,9 +207,7 @@ class CausalSelfAttention(nn.Module):
                 mask: Optional[torch.Tensor], packing: Optional[Packing] = None) -> torch.Tensor:
         if packing is not None and _use_cpu_training_attention(x, packing.shape[1]):
             # The kept tokens stay packed (no padding through the projections); attention unpacks them itself.
-            q = self.q_proj(x).view(-1, self.n_head, self.head_size)  # (N, nh, hs)
-            k = self.k_proj(x).view(-1, self.n_kv, self.head_size)  # (N, n_kv, hs)
-            v = self.v_proj(x).view(-1, self.n_kv, self.head_size)
+            q, k, v = self._heads(x)  # (N, nh, hs), (N, n_kv, hs) x 2
             cos, sin = cos[packing.cols].unsqueeze(1), sin[packing.cols].unsqueeze(1)  # (N, 1, hs): by position
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
             return self.o_proj(causal_attention_bmm(q, k, v, packing).flatten(1))  # (N, n_embd)
@@ -219,9 +217,7 @@ class CausalSelfAttention(nn.Module):
         B, T, _ = x.shape
         if packing is not None:
             cos, sin = cos[:T], sin[:T]
-        q = self.q_proj(x).view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
-        k = self.k_proj(x).view(B, T, self.n_kv, self.head_size).transpose(1, 2)  # (B, n_kv, T, hs)
-        v = self.v_proj(x).view(B, T, self.n_kv, self.head_size).transpose(1, 2)  # (B, n_kv, T, hs)
+        q, k, v = (t.transpose(1, 2) for t in self._heads(x))  # (B, nh, T, hs), (B, n_kv, T, hs) x 2
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if input_pos is not None:
             if self.kv_cache is None:
@@ -240,6 +236,13 @@ class CausalSelfAttention(nn.Module):
         if packing is not None:
             return self.o_proj(packing.pack(y).flatten(1))  # (N, n_embd)
         return self.o_proj(y.reshape(B, T, self.n_head * self.head_size))
+
+    def _heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v of x (..., n_embd), split into heads: (..., nh, hs), (..., n_kv, hs), (..., n_kv, hs)."""
+        lead = x.shape[:-1]
+        return (self.q_proj(x).view(*lead, self.n_head, self.head_size),
+                self.k_proj(x).view(*lead, self.n_kv, self.head_size),
+                self.v_proj(x).view(*lead, self.n_kv, self.head_size))
 
 
 def _use_cpu_training_attention(x: torch.Tensor, T: int) -> bool:

@@ -87,10 +87,10 @@ class TrainArgs:
 # -------------------------------------------------------------------------------------------------------
 def default_precision(use_cuda: bool) -> str:
     """The training precision when none is asked for: bf16 where the hardware multiplies it much faster than
-    float32 (a GPU, a CPU with AMX tiles), float32 elsewhere. Without AMX, bf16 training is no faster: torch's
-    bf16 GEMM runs at 1/2 (AVX512-BF16) to 1/7 (AVX2) of float32, and even computed in float32 (see
-    `lit_sql.model.Linear`) a bf16 step was measured at the float32 speed (252 against 250 tokens/s), while
-    float32 keeps the adapter's small updates exact."""
+    float32 (a GPU, a CPU with AMX tiles), float32 elsewhere. Without AMX, bf16 training is slower: torch's
+    bf16 GEMM runs at 1/2 (AVX512-BF16) to 1/7 (AVX2) of float32, and even with the matmuls done in float32
+    (see `lit_sql.model.Linear`) a bf16 step was measured at 88% of the float32 speed (341 against 387
+    tokens/s, benchmarks/results/finetune_cpu*.json), while float32 keeps the adapter's small updates exact."""
     if use_cuda:
         return "bf16-mixed"
     return "bf16-true" if cpu_has_amx() else "32-true"

@@ -13,6 +13,7 @@ from lit_sql.config import Config
 from lit_sql.model import GPT
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+SPIDER_TRAIN = REPO_ROOT.parent / "shared" / "data" / "spider-train"
 
 
 def pytest_configure(config) -> None:
@@ -21,7 +22,6 @@ def pytest_configure(config) -> None:
 
     make_databases()
 
-SPIDER_TRAIN = REPO_ROOT.parent / "shared" / "data" / "spider-train"
 
 _CORPUS = [
     "SELECT count(*) FROM singer WHERE age > 30;",
