@@ -74,13 +74,14 @@ def main() -> None:
     from lit_sql.checkpoint import EMBEDDED_REPO_ID, ensure_checkpoint
     from lit_sql.export import export_hf
     from lit_sql.prompts import load_prompt_style
+    from lit_sql.run import base_run
     from lit_sql.tokenizer import Tokenizer
 
     checkpoint = ensure_checkpoint(ROOT / "checkpoints" / EMBEDDED_REPO_ID)
     tools = args.tools.split(",")
     hf_dir, litgpt_dir = CACHE / "hf", CACHE / "litgpt"
     if not (hf_dir / "model.safetensors").exists():
-        export_hf(checkpoint, hf_dir, overwrite=True)
+        export_hf(base_run(checkpoint), hf_dir, overwrite=True)
     peers_python = ensure_peers() if set(tools) - {"lit_sql"} else None
     if "litgpt" in tools and not (litgpt_dir / "lit_model.pth").exists():
         litgpt_dir.mkdir(parents=True, exist_ok=True)

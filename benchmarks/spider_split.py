@@ -36,10 +36,11 @@ RERUN = ".venv/bin/python benchmarks/spider_split.py"
 def train_both(args, checkpoint: Path, out: Path) -> None:
     """lit_sql's finetune/lora.py and the peer, side by side, one thread each, same CPU-time budget."""
     from lit_sql.export import export_hf
+    from lit_sql.run import base_run
 
     hf_base = out / "hf_base"
     if not (hf_base / "config.json").is_file():
-        export_hf(checkpoint, hf_base, overwrite=True)
+        export_hf(base_run(checkpoint), hf_base, overwrite=True)
     shared = ["--learning_rate", str(args.learning_rate)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     lit_cmd = [sys.executable, "finetune/lora.py", "--data_dir", str(args.data_dir), "--checkpoint_dir", str(checkpoint),
@@ -85,8 +86,9 @@ def main() -> None:
     import torch
 
     from lit_sql.checkpoint import EMBEDDED_REPO_ID, ensure_checkpoint
-    from lit_sql.cli.evaluate import load_split, run_model
+    from lit_sql.cli.evaluate import data_recipe, load_split, run_model
     from lit_sql.evaluate import EvalConfig, write_reports
+    from lit_sql.run import Run, load_run
 
     checkpoint = ensure_checkpoint(ROOT / "checkpoints" / EMBEDDED_REPO_ID)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -116,7 +118,8 @@ def main() -> None:
             saved = json.loads(path.read_text())
             return saved["records"], saved["summary"]
         ckpt, lora = models[name]
-        records, summary = run_model(f"{name} {kind}", ckpt, lora, subset, cfg, "32-true", None, 1234)
+        run = load_run(lora) if lora is not None else Run(ckpt, data_recipe(args.data_dir))
+        records, summary = run_model(f"{name} {kind}", run, subset, cfg)
         path.write_text(json.dumps({"records": records, "summary": summary}))
         return records, summary
 

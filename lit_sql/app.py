@@ -55,104 +55,81 @@ class SQLGenerator(Protocol):
 
 # ---- the model ----------------------------------------------------------------------------------------------
 class ModelGenerator:
-    """The checkpoint, or the checkpoint with one of the adapters, writing SQL with the project's prompt.
+    """The base checkpoint, or one of the fine-tuned runs, writing SQL with the project's prompt.
 
-    One set of weights is kept in memory at a time: choosing another adapter loads it on the next question.
-    The schema in the prompt is rendered as the adapter's training data rendered it (its meta.json), and
-    shortened like there when the prompt would not fit the context."""
+    One set of weights is kept in memory at a time: choosing another run loads it on the next question. Each run
+    is loaded on the base it was trained on and asked exactly as in training (its run record, `lit_sql.run`),
+    the schema shortened like there when the prompt would not fit the context; the base model is asked with
+    --schema_format (default ddl, or the recipe of a merged checkpoint)."""
 
-    def __init__(self, checkpoint_dir: Path, adapters: Optional[dict[str, Path]] = None, precision: str = "32-true",
-                 max_new_tokens: int = 128, schema_format: str = "ddl", retriever: Any = None) -> None:
-        from lit_sql.checkpoint import ensure_checkpoint
-        from lit_sql.config import Config
+    def __init__(self, checkpoint_dir: Optional[Path] = None, adapters: Optional[dict[str, Path]] = None,
+                 precision: str = "32-true", max_new_tokens: int = 128, schema_format: Optional[str] = None,
+                 retriever: Any = None) -> None:
         from lit_sql.generation import parse_precision
-        from lit_sql.prompts import load_prompt_style
-        from lit_sql.tokenizer import Tokenizer
+        from lit_sql.run import base_run, load_run
 
         parse_precision(precision)
-        self.checkpoint_dir = ensure_checkpoint(checkpoint_dir)
-        self.adapters = dict(adapters or {})
-        self.precision, self.max_new_tokens, self.schema_format = precision, max_new_tokens, schema_format
+        self.runs = {}
+        for name, path in (adapters or {}).items():
+            try:
+                self.runs[name] = load_run(path)
+            except LitSQLError as e:  # e.g. a run whose base model is not on this machine: the others still work
+                print(f"warning: run {name} is not offered: {e}", file=sys.stderr)
+        if checkpoint_dir is None and self.runs:  # the base of the first run, to compare it with
+            checkpoint_dir = next(iter(self.runs.values())).checkpoint_dir
+        self.runs = {BASE_MODEL: base_run(checkpoint_dir, schema_format=schema_format), **self.runs}
+        self.precision, self.max_new_tokens = precision, max_new_tokens
         self.retriever = retriever
-        self.style = load_prompt_style(self.checkpoint_dir)
-        self.tokenizer = Tokenizer(self.checkpoint_dir)
-        self.block_size = Config.from_checkpoint(self.checkpoint_dir).block_size
-        if max_new_tokens >= self.block_size:
-            raise LitSQLError(f"--max_new_tokens {max_new_tokens} leaves no room for the prompt in the model's "
-                              f"context of {self.block_size} tokens")
+        for name, run in self.runs.items():
+            if max_new_tokens >= run.config.block_size:
+                raise LitSQLError(f"--max_new_tokens {max_new_tokens} leaves no room for the prompt in the context of "
+                                  f"{name} ({run.config.block_size} tokens)")
         self._loaded: tuple[Optional[str], Any] = (None, None)
         self._lock = threading.Lock()  # one generation at a time: the model holds one KV cache
 
-    def _model(self, name: str):
-        from lit_sql.generation import load_for_inference
+    def _run(self, name: str):
+        if name not in self.runs:
+            raise LitSQLError(f"unknown model {name!r}: choose one of {sorted(self.runs)}")
+        return self.runs[name]
 
-        if name != BASE_MODEL and name not in self.adapters:
-            raise LitSQLError(f"unknown model {name!r}: choose {BASE_MODEL!r} or one of {sorted(self.adapters)}")
+    def _model(self, name: str):
+        run = self._run(name)
         if self._loaded[0] != name:
             self._loaded = (None, None)  # free the old weights before loading the new ones
-            model = load_for_inference(self.checkpoint_dir, self.precision, lora_path=self.adapters.get(name))
-            self._loaded = (name, model)
+            self._loaded = (name, run.load_model(self.precision))
         return self._loaded[1]
 
-    def _schema_settings(self, name: str) -> tuple[str, int]:
-        """(schema format, sample rows) the adapter was trained with; the --schema_format flag for the base."""
-        if name == BASE_MODEL:
-            return self.schema_format, 0
-        return training_schema_settings(self.adapters[name], self.schema_format)
-
     def prompt(self, request: Request) -> str:
-        from lit_sql.data.prompt import build_prompt
-        from lit_sql.data.schema import read_schema, shorten_schema
-
-        schema_format, sample_rows = self._schema_settings(request.model)
-        schema = read_schema(request.db_path, sample_rows)
-        budget = self.block_size - self.max_new_tokens
-
-        def count(text: str) -> int:
-            return len(self.tokenizer.encode(text))
-
+        run = self._run(request.model)
+        schema = run.read_schema(request.db_path)
         if request.retrieval:
             if self.retriever is None:
                 raise LitSQLError("retrieval is off for this server: start it with --retrieval examples:3,schema "
                                   "--retrieval_index PATH (an index built by scripts/build_index.py)")
-            return self.retriever.prompt(self.style, request.question, schema, schema_format=schema_format,
-                                         sample_rows=sample_rows, count_tokens=count, max_tokens=budget).text
-
-        def render(s) -> str:
-            return build_prompt(self.style, request.question, s.render(schema_format, sample_rows))
-
-        small, _ = shorten_schema(schema, request.question, fits=lambda s: count(render(s)) <= budget)
-        if small is None:
+            return self.retriever.prompt(run.style, request.question, schema, recipe=run.recipe,
+                                         count_tokens=run.count_tokens,
+                                         max_tokens=run.prompt_budget(self.max_new_tokens)).text
+        try:
+            return run.prompt(request.question, schema, max_new_tokens=self.max_new_tokens)
+        except LitSQLError:
             raise LitSQLError(f"the schema of {Path(request.db_path).name} is too long for the model's context of "
-                              f"{self.block_size} tokens, even with only the tables the question names")
-        return render(small)
+                              f"{run.config.block_size} tokens, even with only the tables the question names") from None
 
     def stream(self, request: Request) -> Iterator[str]:
         from lit_sql.generation import generate
 
         with self._lock:
             model = self._model(request.model)
-            ids = self.tokenizer.encode(self.prompt(request))
+            run = self._run(request.model)
+            tokenizer = run.tokenizer
+            ids = tokenizer.encode(self.prompt(request))
             tokens: list[int] = []
-            for token in generate(model, ids, self.max_new_tokens, stop_tokens=self.style.stop_tokens(self.tokenizer)):
+            for token in generate(model, ids, self.max_new_tokens, stop_tokens=run.style.stop_tokens(tokenizer)):
                 tokens.append(token)
-                text = self.tokenizer.decode(tokens)
+                text = tokenizer.decode(tokens)
                 if not text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
                     yield text
-            yield self.tokenizer.decode(tokens)
-
-
-def training_schema_settings(lora_path: Path, default_format: str) -> tuple[str, int]:
-    """How the adapter's training data rendered schemas: its hyperparameters.yaml names the data folder, whose
-    meta.json says. Falls back to (`default_format`, 0) when the data folder is gone."""
-    from lit_sql.lora import read_hyperparameters
-
-    _, run = read_hyperparameters(lora_path)
-    meta = Path(str(run.get("data_dir", ""))) / "meta.json"
-    if run.get("data_dir") and meta.is_file():
-        data = json.loads(meta.read_text())
-        return data.get("schema_format", default_format), int(data.get("sample_rows", 0))
-    return default_format, 0
+            yield tokenizer.decode(tokens)
 
 
 # ---- databases ----------------------------------------------------------------------------------------------
@@ -523,7 +500,7 @@ def serve(
     generated_dir: Path = Path("out/app/databases"),
     precision: str = "32-true",
     max_new_tokens: int = 128,
-    schema_format: str = "ddl",
+    schema_format: Optional[str] = None,
     query_timeout_s: float = 5.0,
     max_rows: int = 200,
     max_upload_mb: int = 200,
@@ -535,7 +512,8 @@ def serve(
         db_dir: a folder whose *.sqlite / *.db files (searched recursively) are offered besides the generated ones.
         lora_path: a fine-tuned adapter (output folder of finetune/lora.py), chosen by default.
         lora_dir: every finished run under this folder is offered too.
-        checkpoint_dir: the base model (default: the embedded SmolLM2-135M-Instruct, converted on first use).
+        checkpoint_dir: the base model offered as "base" (default: the base of --lora_path, else the embedded
+            SmolLM2-135M-Instruct, converted on first use). Each fine-tuned run loads on its own recorded base.
         host: the address to listen on. 127.0.0.1 keeps the page on this machine; anything else exposes a model
             that runs SQL on your files to the network.
         port: the port to listen on.
@@ -547,18 +525,17 @@ def serve(
         generated_dir: where the generated databases are written (once).
         precision: 32-true, bf16-true or 16-true.
         max_new_tokens: most tokens of SQL per answer.
-        schema_format: ddl or compact, for the base model (an adapter uses its training data's format).
+        schema_format: ddl or compact, for the base model (a fine-tuned run uses its training recipe).
         query_timeout_s: a query running longer than this is stopped.
         max_rows: most rows of a result shown.
         max_upload_mb: largest database that can be uploaded.
         block: keep serving until interrupted (False: return the page, for tests).
     """
-    from lit_sql.cli.generate import DEFAULT_CHECKPOINT
     from lit_sql.data.schema import SCHEMA_FORMATS
 
     if not 0 < port < 65536:
         raise LitSQLError(f"--port {port}: must be between 1 and 65535")
-    if schema_format not in SCHEMA_FORMATS:
+    if schema_format is not None and schema_format not in SCHEMA_FORMATS:
         raise LitSQLError(f"--schema_format {schema_format!r}: one of {', '.join(SCHEMA_FORMATS)}")
     if max_upload_mb < 1 or num_generated < 0:
         raise LitSQLError("--max_upload_mb must be >= 1 and --num_generated >= 0")
@@ -569,12 +546,15 @@ def serve(
 
         retriever = Retriever.from_flags(retrieval, retrieval_index, retrieval_threshold)
     adapters = find_adapters(lora_dir, lora_path)
+    if lora_path is not None:
+        from lit_sql.run import load_run
+
+        load_run(lora_path)  # the run asked for must load: fail now, with the reason, not with a warning later
     databases = find_databases(db_dir, generated_dir, num_generated)
     if not databases:
         print("note: no databases to choose from (--num_generated 0 and no --db_dir): upload one on the page",
               file=sys.stderr)
-    generator = ModelGenerator(checkpoint_dir or DEFAULT_CHECKPOINT, adapters, precision, max_new_tokens,
-                               schema_format, retriever)
+    generator = ModelGenerator(checkpoint_dir, adapters, precision, max_new_tokens, schema_format, retriever)
     models = [BASE_MODEL] + list(adapters)
     if lora_path is not None:  # its adapter comes first in `adapters`; make it the default
         models.insert(0, models.pop(1))

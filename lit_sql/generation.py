@@ -228,7 +228,7 @@ def load_for_inference(checkpoint_dir: Path, precision: str = "32-true", device:
     """A model ready to generate: base weights, optionally quantized, optionally with a fine-tuned adapter.
 
     The adapter's LoRA settings (and, unless --quantize says otherwise, its quantization) come from the
-    run's hyperparameters.yaml. On a full-precision base the adapter is merged into the weights, so
+    run record (`lit_sql.run`); which base to pass is the record's too (`Run.load_model`). On a full-precision base the adapter is merged into the weights, so
     generation costs no more than with the base model, except on the fast decoding path, which keeps it beside
     the compressed base weights (see `lit_sql.fast_inference`).
     fast_decoding: a float32 model on the CPU is rewritten by `lit_sql.fast_inference.optimize_for_decoding` (same
@@ -237,18 +237,17 @@ def load_for_inference(checkpoint_dir: Path, precision: str = "32-true", device:
         (with their unmerged adapters) are left as they are.
     """
     from lit_sql.checkpoint import load_model
-    from lit_sql.lora import adapter_path, load_lora_weights, merge_lora, read_hyperparameters
+    from lit_sql.lora import adapter_path, load_lora_weights, merge_lora
     from lit_sql.quantize import check_quantize_mode
+    from lit_sql.run import lora_settings, read_record
 
     dtype = parse_precision(precision)
     check_quantize_mode(quantize)
     lora = None
     if lora_path is not None:
-        lora, run = read_hyperparameters(lora_path)
-        quantize = quantize or run.get("quantize")
-        trained_on = run.get("checkpoint_dir")
-        if trained_on and Path(trained_on).resolve() != Path(checkpoint_dir).resolve():
-            print(f"note: the adapter in {lora_path} was trained on {trained_on}", file=sys.stderr)
+        record = read_record(lora_path)
+        lora = lora_settings(record, lora_path)
+        quantize = quantize or record.get("quantize")
     compute = dtype if dtype != torch.float32 else torch.bfloat16
     model = load_model(checkpoint_dir, device=device, quantize=quantize, compute_dtype=compute, lora=lora)
     fast = fast_decoding and dtype == torch.float32 and torch.device(device).type == "cpu"

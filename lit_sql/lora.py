@@ -1,20 +1,19 @@
 """LoRA: low-rank adapters on chosen linear layers, written from the paper (Hu et al., 2021).
 
 y = W x + (alpha / r) * B A dropout(x), with W frozen (plain or quantized), A (r, in) random and B (out, r)
-zero, so training starts from the base model exactly. The settings travel with the adapter in
-`hyperparameters.yaml`; every later step (generate, merge, export, evaluate) reads them from there.
+zero, so training starts from the base model exactly. The settings travel with the adapter in the run record
+(`hyperparameters.yaml`, `lit_sql.run`); every later step (generate, merge, export, evaluate) reads them there.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
 import torch
 import torch.nn as nn
-import yaml
 
 from lit_sql.errors import LitSQLError
 
@@ -189,20 +188,6 @@ def merge_lora(model: nn.Module) -> nn.Module:
 
 def trainable_parameters(model: nn.Module) -> Iterable[nn.Parameter]:
     return (p for p in model.parameters() if p.requires_grad)
-
-
-def save_hyperparameters(out_dir: Path, lora: LoRAConfig, **run: object) -> None:
-    data = {"lora": asdict(lora), **{k: (str(v) if isinstance(v, Path) else v) for k, v in run.items()}}
-    Path(out_dir, HYPERPARAMETERS_FILE).write_text(yaml.safe_dump(data, sort_keys=False))
-
-
-def read_hyperparameters(lora_path: Path) -> tuple[LoRAConfig, dict]:
-    path = Path(lora_path) / HYPERPARAMETERS_FILE
-    if not path.is_file():
-        raise LitSQLError(f"{path} not found: --lora_path must be the output folder of finetune/lora.py "
-                          f"(it holds {ADAPTER_FILE} and {HYPERPARAMETERS_FILE})")
-    data = yaml.safe_load(path.read_text())
-    return LoRAConfig(**data.pop("lora")), data
 
 
 def adapter_path(lora_path: Path) -> Path:

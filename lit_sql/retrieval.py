@@ -35,7 +35,9 @@ from tqdm import tqdm
 from lit_sql.errors import LitSQLError
 
 if TYPE_CHECKING:
+    from lit_sql.data.prompt import PromptRecipe
     from lit_sql.data.schema import Schema, Table
+    from lit_sql.run import Run
     from lit_sql.prompts import PromptStyle
 
 EMBEDDED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -333,25 +335,26 @@ class Retriever:
         return cls(RetrievalIndex.load(index or default_index), spec, threshold, exclude_same_db)
 
     def prompt(self, style: "PromptStyle", question: str, schema: Union[str, "Schema"], *,
-               evidence: Optional[str] = None, system: Optional[str] = None, db: Optional[str] = None,
-               schema_format: str = "ddl", sample_rows: int = 0, count_tokens: Optional[Callable[[str], int]] = None,
-               max_tokens: Optional[int] = None) -> RetrievedPrompt:
-        """The prompt for `question` with the retrieved examples, within `max_tokens` (or schema:N) when
+               evidence: Optional[str] = None, recipe: Optional["PromptRecipe"] = None, db: Optional[str] = None,
+               count_tokens: Optional[Callable[[str], int]] = None, max_tokens: Optional[int] = None) -> RetrievedPrompt:
+        """The prompt for `question` with the retrieved examples, written by `recipe` (the run's: system prompt,
+        schema format, sample rows; default: the default recipe), within `max_tokens` (or schema:N) when
         `count_tokens` is given: first tables least similar to the question leave (with `schema`), then
         examples, least similar first; when nothing fits, the fewest tables pruning keeps and no examples.
         `db` names the question's database for --retrieval_exclude_same_db."""
-        from lit_sql.data.prompt import build_prompt
+        from lit_sql.data.prompt import PromptRecipe
         from lit_sql.data.schema import named_tables, schema_from_sql, shorten_schema
 
+        recipe = recipe or PromptRecipe()
         shots = self.index.similar_examples(question, self.spec.examples, self.threshold,
                                             db if self.exclude_same_db else None)
-        text = schema if isinstance(schema, str) else schema.render(schema_format, sample_rows)
+        text = schema if isinstance(schema, str) else recipe.render_schema(schema)
         parsed = None  # the tables, when they may be pruned
         if self.spec.schema:
             parsed = schema_from_sql(schema) if isinstance(schema, str) else schema
 
         def render(schema_text: str, shots: list[FewShot]) -> str:
-            return build_prompt(style, question, schema_text, evidence, system, [(s.question, s.sql) for s in shots])
+            return recipe.build(style, question, schema_text, evidence, [(s.question, s.sql) for s in shots])
 
         budget = self.spec.max_tokens or max_tokens
         if budget is None or count_tokens is None:
@@ -362,9 +365,9 @@ class Retriever:
                 return RetrievedPrompt(render(text, shots), text, shots)
             if relevance is not None:
                 small, _ = shorten_schema(parsed, question, relevance=relevance, fits=lambda s: count_tokens(
-                    render(s.render(schema_format, sample_rows), shots)) <= budget)
+                    render(recipe.render_schema(s), shots)) <= budget)
                 if small is not None:
-                    pruned = small.render(schema_format, sample_rows)
+                    pruned = recipe.render_schema(small)
                     return RetrievedPrompt(render(pruned, shots), pruned, shots, pruned=True)
             if not shots:
                 break
@@ -373,34 +376,25 @@ class Retriever:
             return RetrievedPrompt(render(text, []), text, [])
         # Nothing fits: the fewest tables shortening would keep (those the question names, else the most similar).
         keep = named_tables(parsed, question) or {max(relevance, key=relevance.get)}
-        smallest = parsed.keep(sorted(keep)).without_rows().render(schema_format, sample_rows)
+        smallest = recipe.render_schema(parsed.keep(sorted(keep)).without_rows())
         return RetrievedPrompt(render(smallest, []), smallest, [], pruned=True)
 
 
-def augment_examples(retriever: Retriever, examples: Sequence[dict], checkpoint_dir: Path,
-                     data_dir: Optional[Path], max_new_tokens: int) -> list[dict]:
-    """Copies of prepared examples whose prompts hold what `retriever` finds, in the checkpoint's prompt style and
-    within its context less `max_new_tokens`; the data's meta.json says how its schemas were rendered."""
-    from lit_sql.config import Config
+def augment_examples(retriever: Retriever, examples: Sequence[dict], run: "Run", max_new_tokens: int) -> list[dict]:
+    """Copies of prepared examples whose prompts hold what `retriever` finds, written by `run`'s prompt recipe
+    (`lit_sql.run`) and within its context less `max_new_tokens`."""
     from lit_sql.data.schema import read_schema
-    from lit_sql.prompts import load_prompt_style
-    from lit_sql.tokenizer import Tokenizer
 
-    meta_file = Path(data_dir) / "meta.json" if data_dir is not None else None
-    meta = json.loads(meta_file.read_text()) if meta_file is not None and meta_file.is_file() else {}
-    style, tokenizer = load_prompt_style(checkpoint_dir), Tokenizer(checkpoint_dir)
-    budget = Config.from_checkpoint(checkpoint_dir).block_size - max_new_tokens
-    schema_format, sample_rows = meta.get("schema_format", "ddl"), meta.get("sample_rows", 0)
+    recipe = run.recipe
+    budget = run.prompt_budget(max_new_tokens)
     retriever.index.embedder([ex["question"] for ex in examples])  # one batched pass; the queries hit the cache
     out, with_examples, pruned = [], 0, 0
     for ex in tqdm(examples, desc="retrieving", unit="question", leave=False):
         # Schema pruning starts from the whole database, not from the schema prepare_sql.py may have shortened.
         whole = retriever.spec.schema and ex.get("db_path") and Path(ex["db_path"]).is_file()
-        schema = read_schema(ex["db_path"], sample_rows) if whole else ex["schema"]
-        found = retriever.prompt(style, ex["question"], schema, evidence=ex.get("evidence"),
-                                 system=meta.get("system_prompt"), db=database_of(ex), schema_format=schema_format,
-                                 sample_rows=sample_rows, max_tokens=budget,
-                                 count_tokens=lambda t: len(tokenizer.encode(t)))
+        schema = read_schema(ex["db_path"], recipe.sample_rows) if whole else ex["schema"]
+        found = retriever.prompt(run.style, ex["question"], schema, evidence=ex.get("evidence"), recipe=recipe,
+                                 db=database_of(ex), max_tokens=budget, count_tokens=run.count_tokens)
         with_examples += bool(found.examples)
         pruned += found.pruned
         out.append({**ex, "prompt": found.text, "schema": found.schema,

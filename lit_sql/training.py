@@ -258,9 +258,11 @@ def fit(
     resume: Optional[Path] = None,
     exec_check: Optional[Callable[[Any, torch.nn.Module], dict[str, float]]] = None,
     pad_id: int = 0,
+    run_record: Optional[dict] = None,
 ) -> History:
     """Train until max_steps (or epochs); returns the loss and accuracy history. `exec_check(fabric, model)`
-    (an `ExecutionCheck`) runs every `args.exec_eval_interval` steps and at the end."""
+    (an `ExecutionCheck`) runs every `args.exec_eval_interval` steps and at the end. `run_record`
+    (`lit_sql.run`) is saved in every checkpoint, so that a step checkpoint copied elsewhere can still be used."""
     world = fabric.world_size
     accumulation = args.accumulation_steps(world)
     lengths = [len(s["input_ids"]) for s in train_data]
@@ -395,7 +397,7 @@ def fit(
             state["history"] = asdict(history)
             path = Path(out_dir, CHECKPOINT_DIR, f"step-{step:06d}.pth")
             path.parent.mkdir(parents=True, exist_ok=True)
-            extra = {"cpu_rng": torch.get_rng_state()}
+            extra = {"cpu_rng": torch.get_rng_state(), **({"run": run_record} if run_record else {})}
             if torch.cuda.is_available():
                 extra["cuda_rng"] = torch.cuda.get_rng_state_all()
             save_checkpoint(fabric, path, {**state, **extra})

@@ -18,7 +18,9 @@ import torch
 from lit_sql.app import (BASE_MODEL, DemoApp, ModelGenerator, Request, build_ui, check_database, find_adapters,
                          find_databases, launch, serve)
 from lit_sql.errors import LitSQLError
-from lit_sql.lora import ADAPTER_FILE, LoRAConfig, lora_state_dict, save_hyperparameters
+from lit_sql.data.prompt import PromptRecipe
+from lit_sql.lora import ADAPTER_FILE, LoRAConfig, lora_state_dict
+from lit_sql.run import run_record, save_record
 from lit_sql.sql.execute import close_connections
 from tests.conftest import REPO_ROOT, make_tiny_checkpoint
 
@@ -73,7 +75,7 @@ def checkpoint(tmp_path_factory) -> Path:
 
 
 def fake_adapter(tmp_path: Path, checkpoint: Path, schema_format: str) -> Path:
-    """A finished run folder whose training data rendered schemas in `schema_format`."""
+    """A finished run folder whose run record says its training data rendered schemas in `schema_format`."""
     from lit_sql.checkpoint import load_model
 
     lora = LoRAConfig(r=2, alpha=4, targets="all-linear")
@@ -82,13 +84,10 @@ def fake_adapter(tmp_path: Path, checkpoint: Path, schema_format: str) -> Path:
     for name, p in model.named_parameters():
         if "lora_B" in name:
             p.data.normal_(0, 0.5)
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "meta.json").write_text(json.dumps({"schema_format": schema_format, "sample_rows": 0}))
     run = tmp_path / "out" / "lora" / "sql"
     run.mkdir(parents=True)
     torch.save(lora_state_dict(model), run / ADAPTER_FILE)
-    save_hyperparameters(run, lora, checkpoint_dir=checkpoint, data_dir=data)
+    save_record(run, run_record(checkpoint, PromptRecipe(schema_format=schema_format), lora))
     return run
 
 

@@ -9,7 +9,9 @@ from lit_sql.checkpoint import load_model
 from lit_sql.errors import LitSQLError
 from lit_sql.export import export_hf, export_peft, merge
 from lit_sql.generation import load_for_inference
-from lit_sql.lora import ADAPTER_FILE, LoRAConfig, inject_lora, lora_state_dict, save_hyperparameters
+from lit_sql.data.prompt import PromptRecipe
+from lit_sql.lora import ADAPTER_FILE, LoRAConfig, inject_lora, lora_state_dict
+from lit_sql.run import base_run, load_run, run_record, save_record
 from tests.conftest import make_tiny_checkpoint
 
 transformers = pytest.importorskip("transformers")
@@ -26,7 +28,7 @@ def fake_run(tmp_path, checkpoint, quantize=None, targets="all-linear,head"):
     run = tmp_path / f"run-{quantize}"
     run.mkdir()
     torch.save(lora_state_dict(model), run / ADAPTER_FILE)
-    save_hyperparameters(run, lora, checkpoint_dir=checkpoint, quantize=quantize)
+    save_record(run, run_record(checkpoint, PromptRecipe(), lora, quantize=quantize))
     return run
 
 
@@ -39,7 +41,7 @@ def setup(tmp_path):
 def test_hf_export_loads_in_transformers(setup, tmp_path):
     checkpoint, run, idx = setup
     ours = load_for_inference(checkpoint, lora_path=run)
-    folder = export_hf(checkpoint, tmp_path / "hf", lora_path=run)
+    folder = export_hf(load_run(run), tmp_path / "hf")
     hf = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     assert tokenizer.eos_token == "<|im_end|>"
@@ -51,19 +53,19 @@ def test_peft_export_loads_onto_the_hf_base(setup, tmp_path):
     peft = pytest.importorskip("peft")
     checkpoint, run, idx = setup
     ours = load_for_inference(checkpoint, lora_path=run)
-    base = transformers.AutoModelForCausalLM.from_pretrained(export_hf(checkpoint, tmp_path / "hf-base"))
-    model = peft.PeftModel.from_pretrained(base, export_peft(run, tmp_path / "peft")).eval()
+    base = transformers.AutoModelForCausalLM.from_pretrained(export_hf(base_run(checkpoint), tmp_path / "hf-base"))
+    model = peft.PeftModel.from_pretrained(base, export_peft(load_run(run), tmp_path / "peft")).eval()
     with torch.no_grad():
         assert (model(idx).logits - ours(idx)).abs().max() < 1e-4
 
 
 def test_merge_writes_a_standalone_checkpoint(setup, tmp_path):
     checkpoint, run, idx = setup
-    merged = merge(checkpoint, run, tmp_path / "merged")
+    merged = merge(load_run(run), tmp_path / "merged")
     with torch.no_grad():
         assert (load_model(merged)(idx) - load_for_inference(checkpoint, lora_path=run)(idx)).abs().max() < 1e-5
     with pytest.raises(LitSQLError, match="not empty"):
-        merge(checkpoint, run, tmp_path / "merged")
+        merge(load_run(run), tmp_path / "merged")
 
 
 def test_merge_of_a_qlora_adapter_uses_the_dequantized_base(tmp_path):
@@ -72,7 +74,7 @@ def test_merge_of_a_qlora_adapter_uses_the_dequantized_base(tmp_path):
     run = fake_run(tmp_path, checkpoint, quantize="bnb.nf4", targets="all-linear")
     idx = torch.randint(0, 400, (2, 16))
     quantized = load_for_inference(checkpoint, lora_path=run)  # 4-bit base + unmerged adapter
-    merged = load_model(merge(checkpoint, run, tmp_path / "merged"))
+    merged = load_model(merge(load_run(run), tmp_path / "merged"))
     plain = load_model(checkpoint)
     with torch.no_grad():
         target = quantized(idx)

@@ -284,7 +284,8 @@ def test_build_index_from_a_prepared_data_dir(prepared):
 
 
 def test_eval_with_retrieval_puts_retrieved_examples_in_the_prompt(prepared, tmp_path, capsys):
-    from lit_sql.cli.evaluate import sql
+    from lit_sql.cli.evaluate import data_recipe, sql
+    from lit_sql.run import Run
 
     checkpoint, data_dir = prepared
     if not (data_dir / "retrieval" / "index.json").is_file():
@@ -292,7 +293,7 @@ def test_eval_with_retrieval_puts_retrieved_examples_in_the_prompt(prepared, tmp
     test = torch.load(data_dir / "test.pt", weights_only=False)[:3]
     index = RetrievalIndex.load(data_dir / "retrieval")
     retriever = Retriever(index, RetrievalSpec(examples=2), threshold=-1.0)
-    augmented = augment_examples(retriever, test, checkpoint, data_dir, max_new_tokens=8)
+    augmented = augment_examples(retriever, test, Run(checkpoint, data_recipe(data_dir)), max_new_tokens=8)
     for before, after in zip(test, augmented):
         expected = index.similar_examples(before["question"], 2, threshold=-1.0)
         assert [s["sql"] for s in after["few_shot"]] == [e.sql for e in expected] and len(expected) == 2

@@ -14,8 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
-from lit_sql.checkpoint import ensure_checkpoint
-from lit_sql.cli.generate import DEFAULT_CHECKPOINT
+from lit_sql.checkpoint import DEFAULT_CHECKPOINT, ensure_checkpoint
 
 # Sized for a 2-core CPU: the default run takes about 15 minutes, --quick about 3. Training stops at `steps` or
 # after `train_minutes`, whichever comes first: CPUs differ several-fold in training speed (bf16 is native on
@@ -59,11 +58,12 @@ def demo(
             <out_dir>/data/retrieval.
         retrieval_threshold: examples less similar than this (cosine) are not added.
     """
-    from lit_sql.cli.evaluate import print_table, run_model
+    from lit_sql.cli.evaluate import data_recipe, print_table, run_model
     from lit_sql.cli.finetune import setup as finetune
     from lit_sql.data.prepare import prepare
     from lit_sql.evaluate import EvalConfig, write_reports
     from lit_sql.retrieval import RetrievalIndex, Retriever, augment_examples, build_index, parse_flags
+    from lit_sql.run import Run, load_run
     from lit_sql.training import TrainArgs
 
     spec = parse_flags(retrieval, retrieval_threshold) if retrieval is not None else None  # fails before any work
@@ -89,6 +89,7 @@ def demo(
     from lit_sql.cli.evaluate import load_split
 
     examples = load_split(data_dir, "test", n_eval, seed=1234)
+    base_model = Run(checkpoint_dir, data_recipe(data_dir))  # asked as the fine-tuned model will be
     cfg = EvalConfig(max_new_tokens=128)
     if spec is not None:
         index_dir = data_dir / "retrieval"
@@ -96,10 +97,10 @@ def demo(
             stage("retrieval: embedding the training questions and the tables")
             build_index(data_dir=data_dir, out=index_dir)
         retriever = Retriever(RetrievalIndex.load(index_dir), spec, retrieval_threshold)
-        examples = augment_examples(retriever, examples, checkpoint_dir, data_dir, cfg.max_new_tokens)
+        examples = augment_examples(retriever, examples, base_model, cfg.max_new_tokens)
 
     stage(f"evaluating the base model on {len(examples)} test questions (databases never trained on)")
-    base = run_model("base", checkpoint_dir, None, examples, cfg, "32-true", None, 1234)
+    base = run_model("base", base_model, examples, cfg)
 
     run_dir = out_dir / "lora"
     if not (run_dir / "adapter.pth").is_file():
@@ -111,7 +112,7 @@ def demo(
                  devices=devices, train=train, resume="auto")
 
     stage("evaluating the fine-tuned model on the same questions")
-    tuned = run_model("finetuned", checkpoint_dir, run_dir, examples, cfg, "32-true", None, 1234)
+    tuned = run_model("finetuned", load_run(run_dir), examples, cfg)
 
     report = write_reports(out_dir / "eval", {"base": base, "finetuned": tuned},
                            title="lit_sql demo: SmolLM2-135M-Instruct before and after LoRA on generated SQL")

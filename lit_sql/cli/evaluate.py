@@ -10,14 +10,11 @@ from typing import Literal, Optional
 
 import torch
 
-from lit_sql.checkpoint import ensure_checkpoint
-from lit_sql.cli.generate import DEFAULT_CHECKPOINT
+from lit_sql.data.prompt import PromptRecipe
 from lit_sql.errors import LitSQLError
-from lit_sql.evaluate import EvalConfig, evaluate_examples, fix_errors, generate_sql, prompt_of, summarize, write_reports
-from lit_sql.generation import load_for_inference
-from lit_sql.prompts import load_prompt_style
+from lit_sql.evaluate import EvalConfig, evaluate_examples, fix_errors, generate_sql, summarize, write_reports
 from lit_sql.retrieval import Retriever, augment_examples
-from lit_sql.tokenizer import Tokenizer
+from lit_sql.run import Run, base_run, load_run
 
 
 def load_split(data_dir: Path, split: str, limit: Optional[int], seed: int) -> list[dict]:
@@ -34,16 +31,16 @@ def load_split(data_dir: Path, split: str, limit: Optional[int], seed: int) -> l
     return examples
 
 
-def run_model(name: str, checkpoint_dir: Path, lora_path: Optional[Path], examples: list[dict], cfg: EvalConfig,
-              precision: str, quantize: Optional[str], seed: int,
-              fast_decoding: bool = True) -> tuple[list[dict], dict]:
-    style = load_prompt_style(checkpoint_dir)
-    tokenizer = Tokenizer(checkpoint_dir)
-    model = load_for_inference(checkpoint_dir, precision, quantize=quantize, lora_path=lora_path,
-                               fast_decoding=fast_decoding)
+def run_model(name: str, run: Run, examples: list[dict], cfg: EvalConfig, precision: str = "32-true",
+              quantize: Optional[str] = None, seed: int = 1234, fast_decoding: bool = True) -> tuple[list[dict], dict]:
+    """Generate, execute and score `run`'s SQL for `examples`, whose prompts are written by the run's recipe
+    (`prompts_for`)."""
+    style, tokenizer = run.style, run.tokenizer
+    model = run.load_model(precision, quantize=quantize, fast_decoding=fast_decoding)
     start = time.perf_counter()
-    candidates = generate_sql(model, tokenizer, style, [prompt_of(ex, style) for ex in examples], cfg, seed,
-                              desc=f"{name}: generating")
+    prompts = [ex.get("prompt") or run.prompt(ex["question"], ex["schema"], evidence=ex.get("evidence"))
+               for ex in examples]
+    candidates = generate_sql(model, tokenizer, style, prompts, cfg, seed, desc=f"{name}: generating")
     seconds = time.perf_counter() - start
     records = evaluate_examples(examples, candidates, cfg)
     if cfg.fix_errors:
@@ -57,8 +54,36 @@ def run_model(name: str, checkpoint_dir: Path, lora_path: Optional[Path], exampl
     return records, summary
 
 
+def prompts_for(run: Run, examples: list[dict], data_recipe: PromptRecipe, max_new_tokens: int) -> list[dict]:
+    """`examples` with prompts written by `run`'s recipe. Prepared data stores its prompts; when they were written
+    by another recipe than the run was trained with (another schema format, system prompt, ...), each prompt is
+    written again from the example's question and database (or schema text), so the model is asked as in
+    training."""
+    wanted = run.recipe if run.recipe.prompt_style else PromptRecipe.from_dict(
+        {**run.recipe.to_dict(), "prompt_style": run.style.name})
+    changed = data_recipe.differences(wanted)
+    changed.pop("max_seq_length", None)  # a length limit changes no prompt that fits both
+    if not changed:
+        return examples
+    print(f"note: the data's prompts differ from what {run.name} was trained with "
+          f"({', '.join(f'{k} {a!r} -> {b!r}' for k, (a, b) in changed.items())}); writing them again",
+          file=sys.stderr)
+    out = []
+    for ex in examples:
+        source = {"db": ex["db_path"]} if ex.get("db_path") and Path(ex["db_path"]).is_file() else {"schema": ex["schema"]}
+        out.append({**ex, "prompt": run.prompt(ex["question"], evidence=ex.get("evidence"),
+                                               max_new_tokens=max_new_tokens, **source)})
+    return out
+
+
+def data_recipe(data_dir: Path) -> PromptRecipe:
+    """How the prepared data in `data_dir` wrote its prompts (its meta.json)."""
+    meta = Path(data_dir) / "meta.json"
+    return PromptRecipe.from_dict(json.loads(meta.read_text())) if meta.is_file() else PromptRecipe()
+
+
 def sql(
-    checkpoint_dir: Path = DEFAULT_CHECKPOINT,
+    checkpoint_dir: Optional[Path] = None,
     lora_path: Optional[Path] = None,
     data_dir: Path = Path("data/generated"),
     split: str = "test",
@@ -85,8 +110,10 @@ def sql(
     """Execution accuracy on a prepared test split; with --compare, base and fine-tuned side by side.
 
     Args:
-        checkpoint_dir: the base checkpoint.
-        lora_path: a finetune/lora.py output folder; without it the base model is evaluated.
+        checkpoint_dir: the base checkpoint; default: the one --lora_path was trained on (without it: the embedded
+            SmolLM2). Another model than the run's is an error.
+        lora_path: a finetune/lora.py output folder; without it the base model is evaluated. Its run record
+            says how to write the prompts: the data's prompts are written again if they were written otherwise.
         data_dir: prepared data (scripts/prepare_sql.py).
         split: test or train.
         limit: evaluate a fixed random subset of this many questions (None: all).
@@ -118,16 +145,20 @@ def sql(
         raise LitSQLError("--compare needs --lora_path (the fine-tuned adapter to compare with the base)")
     retriever = Retriever.from_flags(retrieval, retrieval_index, retrieval_threshold, retrieval_exclude_same_db,
                                      default_index=Path(data_dir) / "retrieval")
-    checkpoint_dir = ensure_checkpoint(checkpoint_dir)
-    examples = load_split(data_dir, split, limit, seed)
+    tuned = load_run(lora_path, checkpoint_dir) if lora_path is not None else None
+    # The base model is asked exactly as the fine-tuned one, so that the comparison is of weights alone; alone,
+    # as the data asks (or as its merged run's record says).
+    base = Run(tuned.checkpoint_dir, tuned.recipe) if tuned is not None else base_run(
+        checkpoint_dir, default=data_recipe(data_dir))
+    examples = prompts_for(base, load_split(data_dir, split, limit, seed), data_recipe(data_dir), max_new_tokens)
     if retriever is not None:
-        examples = augment_examples(retriever, examples, checkpoint_dir, data_dir, max_new_tokens)
+        examples = augment_examples(retriever, examples, base, max_new_tokens)
     runs = {}
     if compare or lora_path is None:
-        runs["base"] = run_model("base", checkpoint_dir, None, examples, cfg, precision, quantize, seed, fast_decoding)
-    if lora_path is not None:
-        runs["finetuned"] = run_model("finetuned", checkpoint_dir, lora_path, examples, cfg, precision, quantize, seed,
-                                       fast_decoding)
+        runs["base"] = run_model("base", base, examples, cfg, precision, quantize, seed, fast_decoding)
+    if tuned is not None:
+        runs["finetuned"] = run_model("finetuned", tuned, examples, cfg, precision, quantize, seed, fast_decoding)
+    checkpoint_dir = base.checkpoint_dir
     out_dir = Path(out_dir or Path("out/eval") / (Path(lora_path).name if lora_path else checkpoint_dir.name))
     title = f"Execution accuracy on {data_dir}/{split}.pt"
     if retriever is not None:

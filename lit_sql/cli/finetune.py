@@ -15,14 +15,14 @@ from typing import Literal, Optional
 
 import torch
 
-from lit_sql.checkpoint import atomic_torch_save, ensure_checkpoint, load_model
-from lit_sql.cli.generate import DEFAULT_CHECKPOINT
+from lit_sql.checkpoint import DEFAULT_CHECKPOINT, atomic_torch_save, ensure_checkpoint, load_model
 from lit_sql.config import Config
 from lit_sql.errors import LitSQLError
 from lit_sql.generation import parse_precision
-from lit_sql.lora import (ADAPTER_FILE, HYPERPARAMETERS_FILE, LoRAConfig, inject_lora, lora_state_dict,
-                          read_hyperparameters, save_hyperparameters, trainable_parameters)
-from lit_sql.quantize import check_quantize_mode, quantize_model
+from lit_sql.data.prompt import PromptRecipe
+from lit_sql.lora import ADAPTER_FILE, HYPERPARAMETERS_FILE, LoRAConfig, lora_state_dict, trainable_parameters
+from lit_sql.quantize import check_quantize_mode
+from lit_sql.run import lora_settings, read_record, run_record, save_record
 from lit_sql.tokenizer import Tokenizer
 from lit_sql.training import (ExecutionCheck, TrainArgs, default_precision, fit, latest_checkpoint, make_optimizer,
                               plot_history, save_json)
@@ -156,7 +156,7 @@ def resolve_resume(resume: Optional[str], out_dir: Path, lora: LoRAConfig) -> Op
         if not path.exists():
             raise LitSQLError(f"--resume {resume}: no such checkpoint")
     if (out_dir / HYPERPARAMETERS_FILE).is_file():
-        saved, _ = read_hyperparameters(out_dir)
+        saved = lora_settings(read_record(out_dir), out_dir)
         if saved != lora:
             raise LitSQLError(f"--resume: {out_dir} was trained with LoRA settings {asdict(saved)}, not {asdict(lora)}; "
                               f"pass the same --lora_* flags")
@@ -203,10 +203,14 @@ def main(fabric, checkpoint_dir: Path, out_dir: Path, lora: LoRAConfig, train: T
          precision: str, train_data: list[dict], test_data: list[dict], meta: dict, tokenizer: Tokenizer,
          resume: Optional[Path], data_dir: Path) -> Path:
     fabric.seed_everything(train.seed)
+    # The run record: everything needed to use this run later (base, LoRA, quantization, the data's prompt recipe).
+    recipe = PromptRecipe.from_dict({"prompt_style": Config.from_checkpoint(checkpoint_dir).prompt_style,
+                                     **{k: v for k, v in meta.items() if v is not None}})
+    record = run_record(checkpoint_dir, recipe, lora, data_dir=Path(data_dir).resolve(), quantize=quantize,
+                        precision=precision, train=asdict(train))
     if fabric.global_rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
-        save_hyperparameters(out_dir, lora, checkpoint_dir=checkpoint_dir, data_dir=data_dir, quantize=quantize,
-                             precision=precision, train=asdict(train))
+        save_record(out_dir, record)
     start = time.perf_counter()
     model = load_model(checkpoint_dir, fabric.device, quantize=quantize, compute_dtype=compute_dtype_for(precision),
                        lora=lora)
@@ -221,7 +225,7 @@ def main(fabric, checkpoint_dir: Path, out_dir: Path, lora: LoRAConfig, train: T
     pad_id = tokenizer.eos_id  # any id works: padded positions are masked out of attention and loss
     exec_check = make_exec_check(fabric, train, test_data, tokenizer, checkpoint_dir, meta)
     history = fit(fabric, model, optimizer, train_data, test_data, train, out_dir, resume=resume,
-                  exec_check=exec_check, pad_id=pad_id)
+                  exec_check=exec_check, pad_id=pad_id, run_record=record)
     for logger in fabric.loggers:
         logger.finalize("success")  # the CSV logger writes in batches: the last steps' figures too
     fabric.barrier()

@@ -5,16 +5,14 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import torch
 
-from lit_sql.checkpoint import EMBEDDED_REPO_ID, ensure_checkpoint
+from lit_sql.checkpoint import DEFAULT_CHECKPOINT, ensure_checkpoint
 from lit_sql.generation import SamplingConfig, TokenPrinter, generate, load_for_inference
 from lit_sql.prompts import load_prompt_style
 from lit_sql.tokenizer import Tokenizer
-
-DEFAULT_CHECKPOINT = Path("checkpoints") / EMBEDDED_REPO_ID
 
 
 def base(
@@ -87,7 +85,7 @@ def base(
 def lora(
     prompt: str,
     lora_path: Optional[Path] = None,
-    checkpoint_dir: Path = DEFAULT_CHECKPOINT,
+    checkpoint_dir: Optional[Path] = None,
     schema: Optional[str] = None,
     db: Optional[Path] = None,
     evidence: Optional[str] = None,
@@ -103,16 +101,23 @@ def lora(
     retrieval_index: Optional[Path] = None,
     retrieval_threshold: float = 0.8,
     fast_decoding: bool = True,
+    prompt_style: Optional[str] = None,
+    system_prompt: Optional[str] = None,
+    schema_format: Optional[Literal["ddl", "compact"]] = None,
+    sample_rows: Optional[int] = None,
 ) -> str:
     """Write the SQL for a question with a fine-tuned adapter; prints the SQL only.
 
+    The run record in --lora_path says which base model to load and how to write the prompt (prompt style,
+    system prompt, schema format, sample rows), exactly as in training: no other flag is needed.
+
     Args:
         prompt: the question, e.g. "How many heads of the departments are older than 56?".
-        lora_path: output folder of finetune/lora.py; its LoRA settings are read from hyperparameters.yaml.
-            Without it the base model answers (for comparison).
-        checkpoint_dir: the base checkpoint the adapter was trained on.
-        schema: CREATE TABLE statements of the database.
-        db: a SQLite file; its schema is rendered as the training data's was (instead of --schema).
+        lora_path: output folder of finetune/lora.py. Without it the base model answers (for comparison).
+        checkpoint_dir: the base checkpoint; default: the one the run was trained on (without --lora_path: the
+            embedded SmolLM2). Another model than the run's is an error.
+        schema: CREATE TABLE statements of the database (used as given).
+        db: a SQLite file; its schema is rendered as the run's training data rendered schemas.
         evidence: external knowledge for the question (BIRD-style hints).
         quantize: load the frozen base quantized (bnb.nf4, ...); default: as it was trained.
         max_new_tokens: most tokens to generate.
@@ -129,36 +134,33 @@ def lora(
         retrieval_threshold: examples less similar than this (cosine) are not added.
         fast_decoding: decode with lit_sql.fast_inference (float32 on the CPU: the same tokens, faster); false:
             the plain model.
+        prompt_style: the chat format (alpaca, chatml, ...). With --lora_path: must match the run's.
+        system_prompt: the system prompt. With --lora_path: must match the run's.
+        schema_format: ddl or compact, for --db. With --lora_path: must match the run's.
+        sample_rows: rows of each table shown with --db's schema. With --lora_path: must match the run's.
     """
-    from lit_sql.data.prompt import build_prompt
     from lit_sql.errors import LitSQLError
     from lit_sql.retrieval import Retriever
+    from lit_sql.run import base_run, load_run
     from lit_sql.sql.extract import extract_sql
 
     if (schema is None) == (db is None):
         raise LitSQLError("pass the database's schema with exactly one of --schema \"CREATE TABLE ...\" or --db file.sqlite")
-    if db is not None:
-        from lit_sql.data.schema import read_schema
-
-        if not Path(db).is_file():
-            raise LitSQLError(f"--db {db}: no such file")
-        tables = read_schema(db)
-        schema = tables.render("ddl")
+    if db is not None and not Path(db).is_file():
+        raise LitSQLError(f"--db {db}: no such file")
+    flags = dict(prompt_style=prompt_style, system_prompt=system_prompt, schema_format=schema_format,
+                 sample_rows=sample_rows)
+    run = load_run(lora_path, checkpoint_dir, **flags) if lora_path is not None else base_run(checkpoint_dir, **flags)
+    tables = run.read_schema(db) if db is not None else schema
     retriever = Retriever.from_flags(retrieval, retrieval_index, retrieval_threshold)
     sampling = SamplingConfig(temperature, top_k, top_p)
-    checkpoint_dir = ensure_checkpoint(checkpoint_dir)
-    style = load_prompt_style(checkpoint_dir)
-    tokenizer = Tokenizer(checkpoint_dir)
-    model = load_for_inference(checkpoint_dir, precision, quantize=quantize, lora_path=lora_path,
-                               fast_decoding=fast_decoding)
+    tokenizer = run.tokenizer
+    model = run.load_model(precision, quantize=quantize, fast_decoding=fast_decoding)
     if retriever is None:
-        text = build_prompt(style, prompt, schema, evidence=evidence)
+        text = run.prompt(prompt, tables, evidence=evidence, max_new_tokens=max_new_tokens)
     else:
-        from lit_sql.config import Config
-
-        found = retriever.prompt(style, prompt, tables if db is not None else schema, evidence=evidence,
-                                 count_tokens=lambda t: len(tokenizer.encode(t)),
-                                 max_tokens=Config.from_checkpoint(checkpoint_dir).block_size - max_new_tokens)
+        found = retriever.prompt(run.style, prompt, tables, evidence=evidence, recipe=run.recipe,
+                                 count_tokens=run.count_tokens, max_tokens=run.prompt_budget(max_new_tokens))
         text = found.text
         print(f"retrieval: {len(found.examples)} examples (similarity "
               f"{', '.join(f'{s.score:.2f}' for s in found.examples) or '-'})"
@@ -167,7 +169,7 @@ def lora(
         print(text, file=sys.stderr)
     prompt_ids = tokenizer.encode(text)
     start = time.perf_counter()
-    tokens = list(generate(model, prompt_ids, max_new_tokens, sampling, style.stop_tokens(tokenizer),
+    tokens = list(generate(model, prompt_ids, max_new_tokens, sampling, run.style.stop_tokens(tokenizer),
                            torch.Generator().manual_seed(seed)))
     sql = extract_sql(tokenizer.decode(tokens))
     print(sql)

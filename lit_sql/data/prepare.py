@@ -22,8 +22,8 @@ import torch
 from tqdm import tqdm
 
 from lit_sql.data.difficulty import sql_difficulty
-from lit_sql.data.prompt import DEFAULT_SQL_SYSTEM_PROMPT, QUESTION_HEADING, build_prompt
-from lit_sql.data.schema import SCHEMA_FORMATS, Schema, read_schema, shorten_schema
+from lit_sql.data.prompt import DEFAULT_SQL_SYSTEM_PROMPT, QUESTION_HEADING, PromptRecipe
+from lit_sql.data.schema import SCHEMA_FORMATS, Schema, read_schema
 from lit_sql.data.sources import SOURCES, SQLExample, load_source, reject
 from lit_sql.errors import LitSQLError
 
@@ -296,7 +296,8 @@ def prepare(
     name = dataset if not mix else "mix"
     out_dir = Path(out_dir) if out_dir is not None else Path("data") / name
     out_dir.mkdir(parents=True, exist_ok=True)
-    system = system_prompt or DEFAULT_SQL_SYSTEM_PROMPT
+    recipe = PromptRecipe(prompt_style=style.name, system_prompt=system_prompt or DEFAULT_SQL_SYSTEM_PROMPT,
+                          schema_format=schema_format, sample_rows=sample_rows, max_seq_length=max_seq_length)
 
     # ---- load, check, deduplicate and split each source
     all_rejects: list[dict] = []
@@ -336,8 +337,8 @@ def prepare(
     stats: dict[str, list[int]] = {"full": [], "stored": []}
     records, shortened = {}, Counter()
     for split_name, examples in (("train", train), ("test", test)):
-        records[split_name], rejects = _tokenize(examples, tokenizer, style, system, schema_format, sample_rows,
-                                                 max_seq_length, mask_prompt, stats, shortened, split_name)
+        records[split_name], rejects = _tokenize(examples, tokenizer, style, recipe, mask_prompt, stats, shortened,
+                                                 split_name)
         all_rejects += rejects
 
     reasons = Counter(_reason_kind(r["reason"]) for r in all_rejects)
@@ -352,8 +353,7 @@ def prepare(
 
     meta = {
         "source": name, "sources": per_source, "checkpoint_dir": str(checkpoint_dir),
-        "tokenizer": tokenizer.name, "prompt_style": style.name, "system_prompt": system,
-        "max_seq_length": max_seq_length, "schema_format": schema_format, "sample_rows": sample_rows,
+        "tokenizer": tokenizer.name, **recipe.to_dict(),
         "mask_prompt": mask_prompt, "split_by": split_by, "test_split_fraction": test_split_fraction, "seed": seed,
         "counts": {"train": len(records["train"]), "test": len(records["test"]), "rejected": len(all_rejects),
                    "duplicates": sum(s["duplicates"] for s in per_source.values()),
@@ -373,8 +373,7 @@ def prepare(
     return out_dir
 
 
-def _tokenize(examples, tokenizer, style, system, schema_format, sample_rows, max_seq_length, mask_prompt, stats,
-              shortened, split_name):
+def _tokenize(examples, tokenizer, style, recipe: PromptRecipe, mask_prompt, stats, shortened, split_name):
     if not examples:
         return [], []
     schemas: dict[int, Schema] = {}
@@ -383,41 +382,36 @@ def _tokenize(examples, tokenizer, style, system, schema_format, sample_rows, ma
     def schema_of(ex: SQLExample) -> Schema:
         if ex.schema is not None:
             return ex.schema
-        return read_schema(ex.db_path, sample_rows)
+        return read_schema(ex.db_path, recipe.sample_rows)
 
     def text_of(schema: Schema) -> str:
         key = id(schema)
         if key not in texts:
             schemas[key] = schema  # keeps the object alive, so its id stays unique
-            texts[key] = schema.render(schema_format, sample_rows)
+            texts[key] = recipe.render_schema(schema)
         return texts[key]
 
     prompts, schema_texts = [], []
     for ex in tqdm(examples, desc=f"{split_name} prompts", unit="example", mininterval=0.5, leave=False):
         schema_text = text_of(schema_of(ex))
         schema_texts.append(schema_text)
-        prompts.append(build_prompt(style, ex.question, schema_text, ex.evidence, system))
+        prompts.append(recipe.build(style, ex.question, schema_text, ex.evidence))
     prompt_ids = encode_prompts(tokenizer, prompts, desc=f"{split_name} tokens")
     answer_ids = _batched(tokenizer, [ex.sql for ex in examples], bos=False, eos=True, desc=f"{split_name} SQL")
 
     kept, rejects = [], []
     for ex, prompt, schema_text, p_ids, a_ids in zip(examples, prompts, schema_texts, prompt_ids, answer_ids):
         stats["full"].append(len(p_ids))
-        if len(p_ids) + len(a_ids) > max_seq_length:
-            budget = max_seq_length - len(a_ids)
-
-            def fits(s: Schema) -> bool:
-                text = build_prompt(style, ex.question, s.render(schema_format, sample_rows), ex.evidence, system)
-                return len(tokenizer.encode(text)) <= budget
-
-            small, steps = shorten_schema(schema_of(ex), ex.question, fits) if budget > 0 else (None, [])
-            if small is None:
+        if len(p_ids) + len(a_ids) > recipe.max_seq_length:
+            budget = recipe.max_seq_length - len(a_ids)
+            prompt, schema_text, steps = (recipe.fit(style, ex.question, schema_of(ex), budget,
+                                                     lambda t: len(tokenizer.encode(t)), ex.evidence)
+                                          if budget > 0 else (None, None, []))
+            if prompt is None:
                 rejects.append(reject(ex.source, ex.index, f"too long: {len(p_ids)} prompt + {len(a_ids)} SQL "
-                                      f"tokens > --max_seq_length {max_seq_length}, even with a shortened schema",
-                                      question=ex.question, sql=ex.sql, db_id=ex.db_id))
+                                      f"tokens > --max_seq_length {recipe.max_seq_length}, even with a shortened "
+                                      f"schema", question=ex.question, sql=ex.sql, db_id=ex.db_id))
                 continue
-            schema_text = small.render(schema_format, sample_rows)
-            prompt = build_prompt(style, ex.question, schema_text, ex.evidence, system)
             p_ids = tokenizer.encode(prompt)
             shortened.update(steps)
         stats["stored"].append(len(p_ids))
