@@ -181,8 +181,9 @@ def _jsonable(v):
     return v if isinstance(v, (int, float, str)) or v is None else repr(v)
 
 
-def fix_errors(model, tokenizer, style, examples, records, cfg: EvalConfig) -> int:
-    """Give each failing prediction's SQLite error back to the model once; returns how many were retried."""
+def fix_errors(model, tokenizer, style, examples, records, cfg: EvalConfig, system_prompt: Optional[str] = None) -> int:
+    """Give each failing prediction's SQLite error back to the model once, in a conversation under
+    `system_prompt` (the run's; default: the default one); returns how many were retried."""
     failing = [i for i, r in enumerate(records) if not r["executes"] and r["prediction"]]
     if not failing:
         return 0
@@ -194,7 +195,8 @@ def fix_errors(model, tokenizer, style, examples, records, cfg: EvalConfig) -> i
         shots = [(s["question"], s["sql"]) for s in ex.get("few_shot") or []]
         first = build_user_message(ex["question"], ex["schema"], ex.get("evidence"), shots)
         prompts.append(style.apply(f"That query failed in SQLite with: {r['pred_error']}\nWrite a corrected query.",
-                                   system=DEFAULT_SQL_SYSTEM_PROMPT, history=[(first, r["prediction"])]))
+                                   system=system_prompt or DEFAULT_SQL_SYSTEM_PROMPT,
+                                   history=[(first, r["prediction"])]))
     greedy = EvalConfig(**{**asdict(cfg), "num_samples": 1})
     retried = generate_sql(model, tokenizer, style, prompts, greedy, desc="fixing errors")
     new = evaluate_examples([examples[i] for i in failing], retried, greedy)

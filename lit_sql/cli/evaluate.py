@@ -44,7 +44,7 @@ def run_model(name: str, run: Run, examples: list[dict], cfg: EvalConfig, precis
     seconds = time.perf_counter() - start
     records = evaluate_examples(examples, candidates, cfg)
     if cfg.fix_errors:
-        fix_errors(model, tokenizer, style, examples, records, cfg)
+        fix_errors(model, tokenizer, style, examples, records, cfg, system_prompt=run.recipe.system_prompt)
     summary = summarize(records, cfg.mode)
     summary.update({"model": name, "generation_seconds": round(seconds, 1),
                     "questions_per_minute": round(60 * len(examples) / max(seconds, 1e-9), 1),

@@ -21,6 +21,7 @@ from typing import Literal, Optional
 import torch
 from tqdm import tqdm
 
+from lit_sql.checkpoint import DEFAULT_CHECKPOINT
 from lit_sql.data.difficulty import sql_difficulty
 from lit_sql.data.prompt import DEFAULT_SQL_SYSTEM_PROMPT, QUESTION_HEADING, PromptRecipe
 from lit_sql.data.schema import SCHEMA_FORMATS, Schema, read_schema
@@ -201,7 +202,7 @@ def length_stats(lengths: list[int]) -> dict:
 # ---- the whole pipeline --------------------------------------------------------------------------------------
 def prepare(
     dataset: Literal["generated", "spider", "bird", "sql-create-context", "synthetic-text-to-sql", "json"] = "generated",
-    checkpoint_dir: Path = Path("checkpoints/HuggingFaceTB/SmolLM2-135M-Instruct"),
+    checkpoint_dir: Path = DEFAULT_CHECKPOINT,
     out_dir: Optional[Path] = None,
     data_path: Optional[Path] = None,
     mix: Optional[str] = None,
