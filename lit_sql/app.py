@@ -64,7 +64,7 @@ class ModelGenerator:
 
     def __init__(self, checkpoint_dir: Optional[Path] = None, adapters: Optional[dict[str, Path]] = None,
                  precision: str = "32-true", max_new_tokens: int = 128, schema_format: Optional[str] = None,
-                 retriever: Any = None) -> None:
+                 retriever: Any = None, constrained: bool = True) -> None:
         from lit_sql.generation import parse_precision
         from lit_sql.run import base_run, load_run
 
@@ -79,7 +79,7 @@ class ModelGenerator:
             checkpoint_dir = next(iter(self.runs.values())).checkpoint_dir
         self.runs = {BASE_MODEL: base_run(checkpoint_dir, schema_format=schema_format), **self.runs}
         self.precision, self.max_new_tokens = precision, max_new_tokens
-        self.retriever = retriever
+        self.retriever, self.constrained = retriever, constrained
         for name, run in self.runs.items():
             if max_new_tokens >= run.config.block_size:
                 raise LitSQLError(f"--max_new_tokens {max_new_tokens} leaves no room for the prompt in the context of "
@@ -123,8 +123,15 @@ class ModelGenerator:
             run = self._run(request.model)
             tokenizer = run.tokenizer
             ids = tokenizer.encode(self.prompt(request))
+            stops = run.style.stop_tokens(tokenizer)
+            grounding = None
+            if self.constrained:  # names stay inside the chosen database's schema
+                from lit_sql.sql.grounding import grounding_for
+
+                grounding = grounding_for(tokenizer, [run.read_schema(request.db_path)],
+                                          [s[0] for s in stops if len(s) == 1])
             tokens: list[int] = []
-            for token in generate(model, ids, self.max_new_tokens, stop_tokens=run.style.stop_tokens(tokenizer)):
+            for token in generate(model, ids, self.max_new_tokens, stop_tokens=stops, grounding=grounding):
                 tokens.append(token)
                 text = tokenizer.decode(tokens)
                 if not text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
@@ -504,6 +511,7 @@ def serve(
     query_timeout_s: float = 5.0,
     max_rows: int = 200,
     max_upload_mb: int = 200,
+    constrained: bool = True,
     block: bool = True,
 ):
     """Start the web demo: a chat page that turns questions about a SQLite database into SQL and runs it read-only.
@@ -529,6 +537,8 @@ def serve(
         query_timeout_s: a query running longer than this is stopped.
         max_rows: most rows of a result shown.
         max_upload_mb: largest database that can be uploaded.
+        constrained: schema-grounded decoding: every table and column name the model writes must exist in the
+            chosen database; false: free decoding.
         block: keep serving until interrupted (False: return the page, for tests).
     """
     from lit_sql.data.schema import SCHEMA_FORMATS
@@ -554,7 +564,8 @@ def serve(
     if not databases:
         print("note: no databases to choose from (--num_generated 0 and no --db_dir): upload one on the page",
               file=sys.stderr)
-    generator = ModelGenerator(checkpoint_dir, adapters, precision, max_new_tokens, schema_format, retriever)
+    generator = ModelGenerator(checkpoint_dir, adapters, precision, max_new_tokens, schema_format, retriever,
+                               constrained)
     models = [BASE_MODEL] + list(adapters)
     if lora_path is not None:  # its adapter comes first in `adapters`; make it the default
         models.insert(0, models.pop(1))

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import torch
 from tqdm import tqdm
 
 from lit_sql.errors import LitSQLError
 from lit_sql.generation import SamplingConfig, generate_batch
+
+if TYPE_CHECKING:
+    from lit_sql.data.schema import Schema
 
 MODES = ("testsuite", "bird")
 
@@ -33,6 +37,7 @@ class EvalConfig:
     max_new_tokens: int = 200
     batch_size: int = 16  # questions decoded together: on 2 CPU cores 16 gives ~15% more questions/minute than 8
     fix_errors: bool = False
+    constrained: bool = True  # schema-grounded decoding (`lit_sql.sql.grounding`) where the database is known
     timeout_s: float = 10.0
     workers: int = 2
 
@@ -82,24 +87,53 @@ def plan_batches(encoded: Sequence[Sequence[int]], size: int) -> list[list[int]]
 
 
 def generate_sql(model, tokenizer, style, prompts: Sequence[str], cfg: EvalConfig, seed: int = 1234,
-                 desc: str = "generating") -> list[list[str]]:
-    """`num_samples` SQL candidates per prompt (greedy when 1), in batches of similar length."""
+                 desc: str = "generating", schemas: Optional[Sequence[Optional["Schema"]]] = None) -> list[list[str]]:
+    """`num_samples` SQL candidates per prompt (greedy when 1), in batches of similar length. With `schemas` (one
+    per prompt, None where unknown) and `cfg.constrained`, names stay inside each prompt's database."""
     from lit_sql.sql.extract import extract_sql
+    from lit_sql.sql.grounding import grounding_for
 
     encoded = [tokenizer.encode(p) for p in prompts]
     sampling = SamplingConfig() if cfg.num_samples == 1 else SamplingConfig(cfg.temperature, None, cfg.top_p)
     generator = torch.Generator().manual_seed(seed)
     stops = style.stop_tokens(tokenizer)
+    ends = [s[0] for s in stops if len(s) == 1]
     per_batch = max(1, cfg.batch_size // cfg.num_samples)
     out: list[list[str]] = [[] for _ in prompts]
     with tqdm(total=len(prompts), desc=desc, unit="question", leave=False) as bar:
         for rows in plan_batches(encoded, per_batch):
             batch = [encoded[i] for i in rows for _ in range(cfg.num_samples)]
+            grounding = None
+            if cfg.constrained and schemas is not None:
+                grounding = grounding_for(tokenizer, [schemas[i] for i in rows for _ in range(cfg.num_samples)], ends)
             texts = generate_batch(model, batch, cfg.max_new_tokens, pad_id=tokenizer.eos_id, sampling=sampling,
-                                   stop_tokens=stops, generator=generator)
+                                   stop_tokens=stops, generator=generator, grounding=grounding)
             for j, i in enumerate(rows):
                 out[i] = [extract_sql(tokenizer.decode(t)) for t in texts[j * cfg.num_samples:(j + 1) * cfg.num_samples]]
             bar.update(len(rows))
+    return out
+
+
+def schemas_of(examples: Sequence[dict]) -> list[Optional["Schema"]]:
+    """The full schema of each example's database (not the prompt's, which may be shortened), read once per
+    database; from its CREATE TABLE text when it has no database file; None when neither can be read."""
+    from lit_sql.data.schema import read_schema, schema_from_sql
+
+    cache: dict[str, Optional["Schema"]] = {}
+    out = []
+    for ex in examples:
+        key = str(ex.get("db_path") or "") or ex.get("schema") or ""
+        if key not in cache:
+            try:
+                if ex.get("db_path") and Path(ex["db_path"]).is_file():
+                    cache[key] = read_schema(ex["db_path"])
+                else:
+                    cache[key] = schema_from_sql(ex["schema"]) if ex.get("schema") else None
+            except (LitSQLError, OSError, ValueError) as e:
+                print(f"note: no grounded decoding for {key[:80]!r}: its schema could not be read ({e})",
+                      file=sys.stderr)
+                cache[key] = None
+        out.append(cache[key])
     return out
 
 
@@ -198,7 +232,8 @@ def fix_errors(model, tokenizer, style, examples, records, cfg: EvalConfig, syst
                                    system=system_prompt or DEFAULT_SQL_SYSTEM_PROMPT,
                                    history=[(first, r["prediction"])]))
     greedy = EvalConfig(**{**asdict(cfg), "num_samples": 1})
-    retried = generate_sql(model, tokenizer, style, prompts, greedy, desc="fixing errors")
+    retried = generate_sql(model, tokenizer, style, prompts, greedy, desc="fixing errors",
+                           schemas=schemas_of([examples[i] for i in failing]))
     new = evaluate_examples([examples[i] for i in failing], retried, greedy)
     for i, rec in zip(failing, new):
         rec["fixed_from"] = records[i]["prediction"]

@@ -12,12 +12,15 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence
 
 import torch
 
 from lit_sql.errors import LitSQLError
 from lit_sql.model import GPT
+
+if TYPE_CHECKING:
+    from lit_sql.sql.grounding import GroundedDecoding
 
 PRECISIONS = {"32-true": torch.float32, "bf16-true": torch.bfloat16, "16-true": torch.float16,
               "bf16-mixed": torch.float32, "16-mixed": torch.float32}
@@ -86,8 +89,10 @@ def generate(
     sampling: SamplingConfig = SamplingConfig(),
     stop_tokens: Sequence[Sequence[int]] = (),
     generator: Optional[torch.Generator] = None,
+    grounding: Optional["GroundedDecoding"] = None,
 ) -> Iterator[int]:
-    """Yield new tokens one at a time; a stop sequence ends generation and is not yielded."""
+    """Yield new tokens one at a time; a stop sequence ends generation and is not yielded. `grounding` (one row,
+    `lit_sql.sql.grounding`) keeps the names the model writes inside a database's schema."""
     check_fits(model, len(prompt), max_new_tokens)
     device = model.wte.weight.device
     total = len(prompt) + max_new_tokens
@@ -102,6 +107,8 @@ def generate(
     try:
         for _ in range(max_new_tokens):
             token = sample(logits[:, -1], sampling, generator)
+            if grounding is not None:
+                token = grounding.choose([0], logits[:, -1], token, sampling.temperature == 0.0, generator)
             pending.append(int(token))
             if any(len(pending) >= len(s) and pending[-len(s):] == list(s) for s in stop_tokens):
                 for stop in stop_tokens:
@@ -141,8 +148,10 @@ def generate_batch(
     sampling: SamplingConfig = SamplingConfig(),
     stop_tokens: Sequence[Sequence[int]] = (),
     generator: Optional[torch.Generator] = None,
+    grounding: Optional["GroundedDecoding"] = None,
 ) -> list[list[int]]:
     """Decode several prompts at once; each row stops on its own stop sequence and then leaves the batch.
+    `grounding` (`lit_sql.sql.grounding`, one state per prompt) keeps each row's names inside its database's schema.
 
     Rows are padded on the left, or, when all prompts begin alike (the same system prompt and schema, or one
     prompt sampled several times), laid out as [shared beginning][padding][rest]: the shared beginning is computed
@@ -181,6 +190,8 @@ def generate_batch(
         pos = longest
         for step in range(max_new_tokens):
             tokens = sample(logits[:, -1], sampling, generator)
+            if grounding is not None:
+                tokens = grounding.choose(live, logits[:, -1], tokens, sampling.temperature == 0.0, generator)
             going = []
             for i, row in enumerate(live):
                 out = outputs[row]

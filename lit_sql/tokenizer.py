@@ -147,6 +147,20 @@ class Tokenizer:
             ids = [i for i in ids if not self._sp.is_control(i)]
         return self._sp.decode(ids)
 
+    def token_texts(self) -> list[str]:
+        """The text each id adds when appended to other text, "" for special tokens (computed once). Decoding an
+        id after an anchor token keeps the leading space that decoding it alone would drop (SentencePiece)."""
+        if getattr(self, "_token_texts", None) is None:
+            anchor = self._encode_text("x")[-1]
+            prefix = len(self.decode([anchor]))
+            pairs = [[anchor, i] for i in range(self.vocab_size)]
+            if self._hf is not None:
+                texts = self._hf.decode_batch(pairs, skip_special_tokens=True)
+            else:
+                texts = [self._sp.decode([a] + ([] if self._sp.is_control(i) else [i])) for a, i in pairs]
+            self._token_texts = [t[prefix:] for t in texts]
+        return self._token_texts
+
     def token_to_id(self, token: str) -> Optional[int]:
         if self._hf is not None:
             return self._hf.token_to_id(token)

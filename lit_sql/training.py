@@ -446,6 +446,9 @@ class ExecutionCheck:
                   if ex.get("sql") and (ex.get("db_path") or ex.get("db_paths") or ex.get("schema"))]
         self.examples = random.Random(seed).sample(usable, min(n, len(usable)))  # the same questions every time
         self.tokenizer, self.style = tokenizer, style
+        from lit_sql.evaluate import schemas_of
+
+        self.schemas = schemas_of(self.examples)  # read once: grounded decoding checks names against them
         answers = [int((torch.as_tensor(ex["labels"]) != IGNORE_INDEX).sum()) for ex in self.examples]
         self.longest_prompt = max((len(ex["input_ids"]) - a for ex, a in zip(self.examples, answers)), default=0)
         # Room for twice the longest gold answer: a model that rambles on costs little, and a right answer is
@@ -470,7 +473,8 @@ class ExecutionCheck:
             try:
                 with fabric.autocast():
                     prompts = [prompt_of(ex, self.style) for ex in mine]
-                    candidates = generate_sql(module, self.tokenizer, self.style, prompts, cfg, desc="execution check")
+                    candidates = generate_sql(module, self.tokenizer, self.style, prompts, cfg, desc="execution check",
+                                              schemas=self.schemas[fabric.global_rank::fabric.world_size])
             finally:
                 module.train(was_training)
             records = evaluate_examples(mine, candidates, cfg)

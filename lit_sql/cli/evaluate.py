@@ -12,7 +12,8 @@ import torch
 
 from lit_sql.data.prompt import PromptRecipe
 from lit_sql.errors import LitSQLError
-from lit_sql.evaluate import EvalConfig, evaluate_examples, fix_errors, generate_sql, summarize, write_reports
+from lit_sql.evaluate import (EvalConfig, evaluate_examples, fix_errors, generate_sql, schemas_of, summarize,
+                              write_reports)
 from lit_sql.retrieval import Retriever, augment_examples
 from lit_sql.run import Run, base_run, load_run
 
@@ -40,7 +41,8 @@ def run_model(name: str, run: Run, examples: list[dict], cfg: EvalConfig, precis
     start = time.perf_counter()
     prompts = [ex.get("prompt") or run.prompt(ex["question"], ex["schema"], evidence=ex.get("evidence"))
                for ex in examples]
-    candidates = generate_sql(model, tokenizer, style, prompts, cfg, seed, desc=f"{name}: generating")
+    candidates = generate_sql(model, tokenizer, style, prompts, cfg, seed, desc=f"{name}: generating",
+                              schemas=schemas_of(examples))
     seconds = time.perf_counter() - start
     records = evaluate_examples(examples, candidates, cfg)
     if cfg.fix_errors:
@@ -48,7 +50,7 @@ def run_model(name: str, run: Run, examples: list[dict], cfg: EvalConfig, precis
     summary = summarize(records, cfg.mode)
     summary.update({"model": name, "generation_seconds": round(seconds, 1),
                     "questions_per_minute": round(60 * len(examples) / max(seconds, 1e-9), 1),
-                    "num_samples": cfg.num_samples, "fix_errors": cfg.fix_errors})
+                    "num_samples": cfg.num_samples, "fix_errors": cfg.fix_errors, "constrained": cfg.constrained})
     print(f"{name}: execution accuracy {summary['execution_accuracy']:.1f}% ({cfg.mode}) on {len(records)} "
           f"questions; executes {summary['executes']:.1f}%, exact match {summary['exact_match']:.1f}%", file=sys.stderr)
     return records, summary
@@ -94,6 +96,7 @@ def sql(
     num_samples: int = 1,
     temperature: float = 0.7,
     fix_errors: bool = False,
+    constrained: bool = True,
     batch_size: int = EvalConfig.batch_size,
     max_new_tokens: int = 200,
     timeout_s: float = 10.0,
@@ -123,6 +126,8 @@ def sql(
         num_samples: sample this many candidates per question and vote by execution result.
         temperature: sampling temperature when num_samples > 1.
         fix_errors: give a failing query's SQLite error back to the model once.
+        constrained: schema-grounded decoding: every table and column name the model writes must exist in the
+            question's database (lit_sql/sql/grounding.py); false: free decoding.
         batch_size: questions decoded together.
         max_new_tokens: longest SQL generated.
         timeout_s: per-query execution timeout.
@@ -140,7 +145,8 @@ def sql(
             the plain model.
     """
     cfg = EvalConfig(mode=mode, num_samples=num_samples, temperature=temperature, max_new_tokens=max_new_tokens,
-                     batch_size=batch_size, fix_errors=fix_errors, timeout_s=timeout_s, workers=workers)
+                     batch_size=batch_size, fix_errors=fix_errors, constrained=constrained, timeout_s=timeout_s,
+                     workers=workers)
     if compare and lora_path is None:
         raise LitSQLError("--compare needs --lora_path (the fine-tuned adapter to compare with the base)")
     retriever = Retriever.from_flags(retrieval, retrieval_index, retrieval_threshold, retrieval_exclude_same_db,

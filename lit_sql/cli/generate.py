@@ -105,6 +105,7 @@ def lora(
     system_prompt: Optional[str] = None,
     schema_format: Optional[Literal["ddl", "compact"]] = None,
     sample_rows: Optional[int] = None,
+    constrained: bool = True,
 ) -> str:
     """Write the SQL for a question with a fine-tuned adapter; prints the SQL only.
 
@@ -138,6 +139,8 @@ def lora(
         system_prompt: the system prompt. With --lora_path: must match the run's.
         schema_format: ddl or compact, for --db. With --lora_path: must match the run's.
         sample_rows: rows of each table shown with --db's schema. With --lora_path: must match the run's.
+        constrained: schema-grounded decoding: every table and column name written must exist in the database
+            (--db, or the tables of --schema); false: free decoding.
     """
     from lit_sql.errors import LitSQLError
     from lit_sql.retrieval import Retriever
@@ -169,8 +172,16 @@ def lora(
         print(text, file=sys.stderr)
     prompt_ids = tokenizer.encode(text)
     start = time.perf_counter()
-    tokens = list(generate(model, prompt_ids, max_new_tokens, sampling, run.style.stop_tokens(tokenizer),
-                           torch.Generator().manual_seed(seed)))
+    stops = run.style.stop_tokens(tokenizer)
+    grounding = None
+    if constrained:
+        from lit_sql.data.schema import schema_from_sql
+        from lit_sql.sql.grounding import grounding_for
+
+        grounding = grounding_for(tokenizer, [tables if db is not None else schema_from_sql(schema)],
+                                  [s[0] for s in stops if len(s) == 1])
+    tokens = list(generate(model, prompt_ids, max_new_tokens, sampling, stops, torch.Generator().manual_seed(seed),
+                           grounding=grounding))
     sql = extract_sql(tokenizer.decode(tokens))
     print(sql)
     print(f"{len(tokens)} tokens in {time.perf_counter() - start:.2f} s", file=sys.stderr)
