@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -17,3 +18,15 @@ def cpu_name() -> str:
             name = line.split(":", 1)[1].strip()
             break
     return f"{name}, {os.cpu_count()} cores, {torch.backends.cpu.get_cpu_capability()}"
+
+
+def paired(a: list[dict], b: list[dict], names: tuple[str, str] = ("a", "b")) -> dict:
+    """Two models' records on the same questions, question by question: how many only the first gets right, only
+    the second, both; and the two-sided sign test on the questions they disagree on (the chance of a split at
+    least this uneven if neither were better)."""
+    only_a = sum(x["match"] and not y["match"] for x, y in zip(a, b))
+    only_b = sum(y["match"] and not x["match"] for x, y in zip(a, b))
+    both = sum(x["match"] and y["match"] for x, y in zip(a, b))
+    n, k = only_a + only_b, min(only_a, only_b)
+    p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
+    return {f"only_{names[0]}": only_a, f"only_{names[1]}": only_b, "both": both, "sign_test_p": round(p, 4)}

@@ -45,6 +45,8 @@ def main() -> None:
     p.add_argument("--batch_size", type=int, default=EvalConfig.batch_size)
     p.add_argument("--max_new_tokens", type=int, default=160)
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--tools", default="lit_sql,lit_sql constrained,transformers",
+                   help="comma-separated subset of: lit_sql, lit_sql constrained, transformers")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "eval_generate.json")
     args = p.parse_args()
 
@@ -52,7 +54,7 @@ def main() -> None:
 
     from lit_sql.checkpoint import EMBEDDED_REPO_ID, ensure_checkpoint, hf_config_dict, to_hf_state_dict
     from lit_sql.cli.evaluate import load_split
-    from lit_sql.evaluate import generate_sql, prompt_of
+    from lit_sql.evaluate import generate_sql, prompt_of, schemas_of
     from lit_sql.generation import load_for_inference
     from lit_sql.prompts import load_prompt_style
     from lit_sql.sql.extract import extract_sql
@@ -61,7 +63,9 @@ def main() -> None:
     checkpoint = ensure_checkpoint(ROOT / "checkpoints" / EMBEDDED_REPO_ID)
     lora = args.lora_path if (args.lora_path / "adapter.pth").is_file() else None
     tokenizer, style = Tokenizer(checkpoint), load_prompt_style(checkpoint)
-    prompts = [prompt_of(ex, style) for ex in load_split(args.data_dir, "test", args.questions, seed=1234)]
+    examples = load_split(args.data_dir, "test", args.questions, seed=1234)
+    prompts = [prompt_of(ex, style) for ex in examples]
+    schemas = schemas_of(examples)
     peer_sample = sorted(random.Random(0).sample(range(len(prompts)), min(args.peer_questions, len(prompts))))
     cfg = EvalConfig(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
     model = load_for_inference(checkpoint, "32-true", lora_path=lora)
@@ -76,6 +80,11 @@ def main() -> None:
     def lit_sql_run() -> list[str]:
         return [c[0] for c in generate_sql(model, tokenizer, style, prompts, cfg, desc="lit_sql")]
 
+    def lit_sql_constrained_run() -> list[str]:
+        """The default of eval/sql.py: schema-grounded decoding (lit_sql/sql/grounding.py)."""
+        return [c[0] for c in generate_sql(model, tokenizer, style, prompts, cfg, desc="lit_sql constrained",
+                                           schemas=schemas)]
+
     def hf_run() -> list[str]:
         answers = []
         with torch.inference_mode():
@@ -86,7 +95,8 @@ def main() -> None:
                 answers.append(extract_sql(tokenizer.decode([t for t in out[0, idx.shape[1]:].tolist() if t not in stop_ids])))
         return answers
 
-    tools = {"lit_sql": lit_sql_run, "transformers": hf_run}
+    tools = {"lit_sql": lit_sql_run, "lit_sql constrained": lit_sql_constrained_run, "transformers": hf_run}
+    tools = {name: fn for name, fn in tools.items() if name in args.tools.split(",")}
     runs: dict[str, list[float]] = {name: [] for name in tools}
     answers: dict[str, list[str]] = {}
     for rep in range(args.reps):
@@ -97,13 +107,18 @@ def main() -> None:
             runs[name].append(round(rate, 1))
             print(f"rep {rep + 1} {name:14s} {rate:7.1f} questions/minute", flush=True)
     median = {k: statistics.median(v) for k, v in runs.items()}
-    same = sum(answers["lit_sql"][i] == b for i, b in zip(peer_sample, answers["transformers"]))
+    same = sum(answers["lit_sql"][i] == b for i, b in zip(peer_sample, answers.get("transformers", [])))
+    changed = sum(a != b for a, b in zip(answers["lit_sql"], answers.get("lit_sql constrained", [])))
     report = {
         "name": "eval_generate", "date": date.today().isoformat(), "device": cpu_name(),
         "metric": "questions/minute (greedy SQL generation for evaluation)", "higher_is_better": True,
-        "lit_sql": median["lit_sql"], "peers": {"transformers (one question at a time)": median["transformers"]},
-        "ratio_vs_best_peer": round(median["lit_sql"] / median["transformers"], 2),
+        "lit_sql": median["lit_sql"], "peers": {"transformers (one question at a time)": median.get("transformers")},
+        "ratio_vs_best_peer": round(median["lit_sql"] / median["transformers"], 2) if "transformers" in median else None,
         "same_sql": f"{same}/{len(peer_sample)}",
+        # Schema-grounded decoding (the default of eval/sql.py), measured in the same run, alternating.
+        "constrained": {"questions_per_minute": median["lit_sql constrained"],
+                        "cost_vs_unconstrained": round(1 - median["lit_sql constrained"] / median["lit_sql"], 3),
+                        "answers_changed": f"{changed}/{len(prompts)}"} if "lit_sql constrained" in median else None,
         "settings": {"model": "SmolLM2-135M-Instruct" + (f" + {lora.name} adapter" if lora else ""),
                      "data": f"{args.data_dir.name} test split", "questions": len(prompts),
                      "peer_questions": len(peer_sample),

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -27,7 +26,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from _common import cpu_name
+from _common import cpu_name, paired
 
 ROOT = Path(__file__).resolve().parents[1]
 RERUN = ".venv/bin/python benchmarks/spider_split.py"
@@ -143,16 +142,6 @@ def main() -> None:
     def acc(name: str, key: str = "greedy") -> float:
         return summaries[name][key]["execution_accuracy"]
 
-    def paired(a: str, b: str) -> dict:
-        """Question by question: how many only `a` gets right, only `b`, both; and the two-sided sign test on the
-        questions they disagree on (the chance of a split at least this uneven if neither were better)."""
-        only_a = sum(x["match"] and not y["match"] for x, y in zip(runs[a][0], runs[b][0]))
-        only_b = sum(y["match"] and not x["match"] for x, y in zip(runs[a][0], runs[b][0]))
-        both = sum(x["match"] and y["match"] for x, y in zip(runs[a][0], runs[b][0]))
-        n, k = only_a + only_b, min(only_a, only_b)
-        p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
-        return {f"only_{a}": only_a, f"only_{b}": only_b, "both": both, "sign_test_p": round(p, 4)}
-
     result = {
         "name": "spider_split_eval", "date": date.today().isoformat(), "device": cpu_name(),
         "metric": "execution accuracy", "mode": "testsuite", "higher_is_better": True,
@@ -160,7 +149,7 @@ def main() -> None:
         "n": len(examples), "base": acc("base"), "finetuned": acc("lit_sql"),
         "lit_sql": acc("lit_sql"), "peers": {"transformers+peft": acc("transformers+peft")},
         "ratio_vs_base": round(acc("lit_sql") / max(acc("base"), 1e-9), 2),
-        "paired_vs_peer": paired("lit_sql", "transformers+peft"),
+        "paired_vs_peer": paired(runs["lit_sql"][0], runs["transformers+peft"][0], ("lit_sql", "transformers+peft")),
         "voting": {"n": len(vote_examples), "samples": args.vote_samples,
                    "base": acc("base", "vote"), "finetuned": acc("lit_sql", "vote"),
                    "base_greedy_same_questions": summaries["base"]["greedy_on_vote_questions"],

@@ -1,0 +1,105 @@
+"""Decoding and recipe levers on the Spider database split, one row at a time on the same questions.
+
+    .venv/bin/python benchmarks/spider_ablation.py [--lora_path out/spider_split/lit_sql] [--questions 200]
+
+Every row is evaluated by the same code (`eval/sql.py`'s `run_model`) on the same test questions of databases
+never trained on (prepare them as `benchmarks/spider_split.py`'s docstring says, and train the adapter with it or
+`finetune/lora.py`). Each row reports execution accuracy (testsuite mode), the share of answers that execute,
+the questions per minute of generation, and a paired sign test against the row above it. Rows:
+
+- base: the base model, free decoding;
+- greedy: the fine-tuned run, free decoding;
+- + constrained: the same with schema-grounded decoding (`lit_sql/sql/grounding.py`), the default.
+
+Results are cached per row in `--out`, so a rerun only evaluates what is missing.
+Writes `benchmarks/results/spider_split_ablation.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import date
+from pathlib import Path
+
+from _common import cpu_name, paired
+
+ROOT = Path(__file__).resolve().parents[1]
+RERUN = ".venv/bin/python benchmarks/spider_ablation.py"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data_dir", type=Path, default=ROOT / "data" / "spider")
+    p.add_argument("--lora_path", type=Path, default=ROOT / "out" / "spider_split" / "lit_sql")
+    p.add_argument("--questions", type=int, default=200)
+    p.add_argument("--out", type=Path, default=ROOT / "out" / "spider_ablation")
+    p.add_argument("--rows", default="base,greedy,constrained", help="comma-separated rows to evaluate")
+    p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "spider_split_ablation.json")
+    args = p.parse_args()
+    sys.path.insert(0, str(ROOT))
+    import torch
+
+    from lit_sql.cli.evaluate import load_split, run_model
+    from lit_sql.evaluate import EvalConfig
+    from lit_sql.run import Run, load_run
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    tuned = load_run(args.lora_path)
+    base = Run(tuned.checkpoint_dir, tuned.recipe)  # asked exactly as the fine-tuned run
+    examples = load_split(args.data_dir, "test", args.questions, seed=1234)
+    free = EvalConfig(max_new_tokens=128, constrained=False)
+    rows = {
+        "base": (base, free),
+        "greedy": (tuned, free),
+        "constrained": (tuned, EvalConfig(max_new_tokens=128)),
+    }
+    wanted = [r for r in args.rows.split(",") if r]
+    unknown = set(wanted) - set(rows)
+    if unknown:
+        raise SystemExit(f"--rows: unknown {sorted(unknown)}; choose from {', '.join(rows)}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for name in wanted:
+        cache = args.out / f"{name}-{len(examples)}.json"
+        if cache.is_file():
+            saved = json.loads(cache.read_text())
+        else:
+            run, cfg = rows[name]
+            records, summary = run_model(name, run, examples, cfg)
+            saved = {"records": records, "summary": summary}
+            cache.write_text(json.dumps(saved))
+        results[name] = saved
+    table, previous = [], None
+    for name in wanted:
+        s = results[name]["summary"]
+        row = {"row": name, "execution_accuracy": s["execution_accuracy"], "executes": s["executes"],
+               "questions_per_minute": s["questions_per_minute"], "constrained": s.get("constrained")}
+        if previous is not None:
+            row["paired_vs_previous"] = paired(results[name]["records"], results[previous]["records"],
+                                               (name, previous))
+        table.append(row)
+        previous = name
+    training = args.lora_path / "train_summary.json"
+    out = {
+        "name": "spider_split_ablation", "date": date.today().isoformat(), "device": cpu_name(),
+        "metric": "execution accuracy", "mode": "testsuite", "higher_is_better": True,
+        "split": f"{args.data_dir.name}: Spider train split by database (test databases never trained on)",
+        "n": len(examples), "rows": table,
+        "adapter": {"path": str(args.lora_path.relative_to(ROOT)) if args.lora_path.is_relative_to(ROOT)
+                    else str(args.lora_path), "record": {k: tuned.record.get(k) for k in ("precision", "train")},
+                    "training": json.loads(training.read_text()) if training.is_file() else None},
+        "rerun": RERUN,
+    }
+    args.results.write_text(json.dumps(out, indent=2) + "\n")
+    for row in table:
+        test = row.get("paired_vs_previous", {})
+        print(f"{row['row']:>12s}  {row['execution_accuracy']:5.1f}%  executes {row['executes']:5.1f}%  "
+              f"{row['questions_per_minute']:6.1f} q/min  sign test p={test.get('sign_test_p', '-')}")
+    print(f"wrote {args.results}\nRerun: {RERUN}")
+
+
+if __name__ == "__main__":
+    main()
