@@ -9,7 +9,9 @@ the questions per minute of generation, and a paired sign test against the row a
 
 - base: the base model, free decoding;
 - greedy: the fine-tuned run, free decoding;
-- + constrained: the same with schema-grounded decoding (`lit_sql/sql/grounding.py`), the default.
+- + constrained: the same with schema-grounded decoding (`lit_sql/sql/grounding.py`), the default;
+- + guided3: execution-guided selection: the greedy answer and 2 samples (temperature 0.7), constrained; the
+  result most candidates agree on wins, else the most likely query that runs (`--num_samples 3`).
 
 Results are cached per row in `--out`, so a rerun only evaluates what is missing.
 Writes `benchmarks/results/spider_split_ablation.json`.
@@ -36,7 +38,7 @@ def main() -> None:
     p.add_argument("--lora_path", type=Path, default=ROOT / "out" / "spider_split" / "lit_sql")
     p.add_argument("--questions", type=int, default=200)
     p.add_argument("--out", type=Path, default=ROOT / "out" / "spider_ablation")
-    p.add_argument("--rows", default="base,greedy,constrained", help="comma-separated rows to evaluate")
+    p.add_argument("--rows", default="base,greedy,constrained,guided3", help="comma-separated rows to evaluate")
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "spider_split_ablation.json")
     args = p.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -55,6 +57,7 @@ def main() -> None:
         "base": (base, free),
         "greedy": (tuned, free),
         "constrained": (tuned, EvalConfig(max_new_tokens=128)),
+        "guided3": (tuned, EvalConfig(max_new_tokens=128, num_samples=3, temperature=0.7)),
     }
     wanted = [r for r in args.rows.split(",") if r]
     unknown = set(wanted) - set(rows)

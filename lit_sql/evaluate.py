@@ -12,7 +12,7 @@ import json
 import statistics
 import sys
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
@@ -32,6 +32,9 @@ MODES = ("testsuite", "bird")
 class EvalConfig:
     mode: str = "testsuite"  # how results are compared: testsuite (bag of rows) or bird (set, strict columns)
     num_samples: int = 1  # >1: sample candidates and vote by execution result
+    # With num_samples > 1, the first candidate is the greedy answer: a tie (every result different) then goes to
+    # the most likely query that runs, the rest are samples (execution-guided selection).
+    greedy_first: bool = True
     temperature: float = 0.7  # for num_samples > 1 (greedy otherwise)
     top_p: float = 0.95
     max_new_tokens: int = 200
@@ -87,14 +90,23 @@ def plan_batches(encoded: Sequence[Sequence[int]], size: int) -> list[list[int]]
 
 
 def generate_sql(model, tokenizer, style, prompts: Sequence[str], cfg: EvalConfig, seed: int = 1234,
-                 desc: str = "generating", schemas: Optional[Sequence[Optional["Schema"]]] = None) -> list[list[str]]:
-    """`num_samples` SQL candidates per prompt (greedy when 1), in batches of similar length. With `schemas` (one
-    per prompt, None where unknown) and `cfg.constrained`, names stay inside each prompt's database."""
+                 desc: str = "generating", schemas: Optional[Sequence[Optional["Schema"]]] = None,
+                 force_sampling: bool = False) -> list[list[str]]:
+    """`num_samples` SQL candidates per prompt (greedy when 1, unless `force_sampling`; with `greedy_first` the
+    first of several is greedy), in batches of similar length. With `schemas` (one per prompt, None where unknown)
+    and `cfg.constrained`, names stay inside each prompt's database."""
     from lit_sql.sql.extract import extract_sql
     from lit_sql.sql.grounding import grounding_for
 
+    if cfg.num_samples > 1 and cfg.greedy_first:
+        greedy = generate_sql(model, tokenizer, style, prompts, replace(cfg, num_samples=1), seed, desc, schemas)
+        rest = generate_sql(model, tokenizer, style, prompts, replace(cfg, num_samples=cfg.num_samples - 1,
+                                                                       greedy_first=False),
+                            seed, desc + " (samples)", schemas, force_sampling=True)
+        return [g + r for g, r in zip(greedy, rest)]
     encoded = [tokenizer.encode(p) for p in prompts]
-    sampling = SamplingConfig() if cfg.num_samples == 1 else SamplingConfig(cfg.temperature, None, cfg.top_p)
+    sampled_decoding = cfg.num_samples > 1 or force_sampling
+    sampling = SamplingConfig(cfg.temperature, None, cfg.top_p) if sampled_decoding else SamplingConfig()
     generator = torch.Generator().manual_seed(seed)
     stops = style.stop_tokens(tokenizer)
     ends = [s[0] for s in stops if len(s) == 1]

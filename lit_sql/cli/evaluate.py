@@ -50,7 +50,8 @@ def run_model(name: str, run: Run, examples: list[dict], cfg: EvalConfig, precis
     summary = summarize(records, cfg.mode)
     summary.update({"model": name, "generation_seconds": round(seconds, 1),
                     "questions_per_minute": round(60 * len(examples) / max(seconds, 1e-9), 1),
-                    "num_samples": cfg.num_samples, "fix_errors": cfg.fix_errors, "constrained": cfg.constrained})
+                    "num_samples": cfg.num_samples, "greedy_first": cfg.greedy_first, "fix_errors": cfg.fix_errors,
+                    "constrained": cfg.constrained})
     print(f"{name}: execution accuracy {summary['execution_accuracy']:.1f}% ({cfg.mode}) on {len(records)} "
           f"questions; executes {summary['executes']:.1f}%, exact match {summary['exact_match']:.1f}%", file=sys.stderr)
     return records, summary
@@ -95,6 +96,7 @@ def sql(
     mode: Literal["testsuite", "bird"] = "testsuite",
     num_samples: int = 1,
     temperature: float = 0.7,
+    greedy_first: bool = True,
     fix_errors: bool = False,
     constrained: bool = True,
     batch_size: int = EvalConfig.batch_size,
@@ -125,6 +127,8 @@ def sql(
         mode: testsuite (bag of rows; order only with ORDER BY; columns may be permuted) or bird (set, strict).
         num_samples: sample this many candidates per question and vote by execution result.
         temperature: sampling temperature when num_samples > 1.
+        greedy_first: with num_samples > 1, the first candidate is the greedy answer, so that when no result wins
+            the vote the most likely query that runs is chosen (execution-guided selection); false: all sampled.
         fix_errors: give a failing query's SQLite error back to the model once.
         constrained: schema-grounded decoding: every table and column name the model writes must exist in the
             question's database (lit_sql/sql/grounding.py); false: free decoding.
@@ -144,7 +148,8 @@ def sql(
         fast_decoding: decode with lit_sql.fast_inference (float32 on the CPU: the same tokens, faster); false:
             the plain model.
     """
-    cfg = EvalConfig(mode=mode, num_samples=num_samples, temperature=temperature, max_new_tokens=max_new_tokens,
+    cfg = EvalConfig(mode=mode, num_samples=num_samples, temperature=temperature, greedy_first=greedy_first,
+                     max_new_tokens=max_new_tokens,
                      batch_size=batch_size, fix_errors=fix_errors, constrained=constrained, timeout_s=timeout_s,
                      workers=workers)
     if compare and lora_path is None:
