@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lit_sql.data.prepare import parse_mix, prepare
+from lit_sql.data.prepare import IGNORE_INDEX, parse_mix, prepare
 from lit_sql.errors import LitSQLError
 from lit_sql.tokenizer import Tokenizer
 from tests.conftest import SPIDER_TRAIN, make_tiny_checkpoint
@@ -42,7 +42,7 @@ def check_records(records, tokenizer, mask=True):
         assert tokenizer.decode(ids[n:]).strip() == r["sql"]
         assert tokenizer.decode(ids[:n], skip_special_tokens=False) == r["prompt"]
         if mask:
-            assert (labels[:n] == -100).all() and torch.equal(labels[n:], ids[n:])
+            assert (labels[:n] == IGNORE_INDEX).all() and torch.equal(labels[n:], ids[n:])
         else:
             assert torch.equal(labels, ids)
         assert r["question"] in r["prompt"] and r["schema"] in r["prompt"]

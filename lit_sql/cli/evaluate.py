@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 import torch
 
@@ -17,6 +17,7 @@ from lit_sql.evaluate import EvalConfig, evaluate_examples, fix_errors, generate
 from lit_sql.generation import load_for_inference
 from lit_sql.prompts import load_prompt_style
 from lit_sql.retrieval import Retriever, augment_examples
+from lit_sql.sql.compare import MODES, ComparisonMode
 from lit_sql.tokenizer import Tokenizer
 
 
@@ -65,7 +66,7 @@ def sql(
     limit: Optional[int] = 200,
     compare: bool = False,
     out_dir: Optional[Path] = None,
-    mode: Literal["testsuite", "bird"] = "testsuite",
+    mode: ComparisonMode = "testsuite",
     num_samples: int = 1,
     temperature: float = 0.7,
     fix_errors: bool = False,
@@ -145,9 +146,8 @@ def sql(
 
 def print_table(summary: dict[str, dict]) -> None:
     names = list(summary)
-    rows = [("execution accuracy", "execution_accuracy"), ("  testsuite mode", "execution_accuracy_testsuite"),
-            ("  bird mode", "execution_accuracy_bird"), ("exact match", "exact_match"), ("executes", "executes"),
-            ("parses", "parses")]
+    rows = [("execution accuracy", "execution_accuracy"), *((f"  {m} mode", f"execution_accuracy_{m}") for m in MODES),
+            ("exact match", "exact_match"), ("executes", "executes"), ("parses", "parses")]
     print(f"{'':22s}" + "".join(f"{n:>12s}" for n in names))
     for label, key in rows:
         print(f"{label:22s}" + "".join(f"{summary[n][key]:11.1f}%" for n in names))

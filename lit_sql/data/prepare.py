@@ -27,7 +27,7 @@ from lit_sql.data.schema import SCHEMA_FORMATS, Schema, read_schema, shorten_sch
 from lit_sql.data.sources import SOURCES, SQLExample, load_source, reject
 from lit_sql.errors import LitSQLError
 
-IGNORE_INDEX = -100
+IGNORE_INDEX = -100  # the label of a token the loss skips (the prompt's); training reads it from here
 DEFAULT_TEST_FRACTION = {"synthetic-text-to-sql": 0.2}  # the others: 0.1
 NEEDS_PATH = ("spider", "bird", "json")
 EXECUTION_TIMEOUT_S = 10.0
@@ -244,7 +244,7 @@ def prepare(
             0.1 otherwise.
         split_by: example, or database (no test database is seen in training).
         seed: seed of the split, the mix sampling and the generator.
-        mask_prompt: labels of the prompt tokens are -100, so only the SQL is learned.
+        mask_prompt: labels of the prompt tokens are IGNORE_INDEX (-100), so only the SQL is learned.
         system_prompt: the system prompt; default asks for only the SQL query.
         prompt_style: override the checkpoint's prompt style.
         files: spider/bird: the JSON files to read (default: train.json; dev.json only when named).
