@@ -13,6 +13,8 @@ def test_parses():
     assert parses("SELECT a FROM t WHERE b = 1") and parses("SELECT a FROM t;")
     assert not parses("SELEC a FROM") and not parses("SELECT a FROM t WHERE") and not parses("")
     assert not parses("SELECT 1; SELECT 2")  # two statements are not one query
+    # statements as the one splitter counts them: a semicolon in a literal ends nothing, a comment is no statement
+    assert parses("SELECT 'a;b' FROM t; -- done") and parses("SELECT a FROM t;;")
 
 
 def test_exact_match_normalises_case_space_and_quoting_but_not_literals():

@@ -26,6 +26,7 @@ from lit_sql.data.prompt import DEFAULT_SQL_SYSTEM_PROMPT, QUESTION_HEADING, bui
 from lit_sql.data.schema import SCHEMA_FORMATS, Schema, read_schema, shorten_schema
 from lit_sql.data.sources import SOURCES, SQLExample, load_source, reject
 from lit_sql.errors import LitSQLError
+from lit_sql.sql.lexer import squeeze_spaces
 
 IGNORE_INDEX = -100  # the label of a token the loss skips (the prompt's); training reads it from here
 DEFAULT_TEST_FRACTION = {"synthetic-text-to-sql": 0.2}  # the others: 0.1
@@ -66,10 +67,9 @@ def parse_mix(mix: Optional[str], dataset: str, data_path: Optional[Path]) -> li
 
 
 def normalize_sql(sql: str) -> str:
-    """One space between tokens outside string literals, no trailing semicolon: the gold as trained on."""
-    parts = re.split(r"""('(?:[^']|'')*'|"(?:[^"]|"")*"|`[^`]*`)""", sql.strip())
-    out = "".join(p if i % 2 else re.sub(r"\s+", " ", p) for i, p in enumerate(parts))
-    return out.strip().rstrip(";").strip()
+    """One space between tokens outside literals, quoted names and comments, no trailing semicolon: the gold as
+    trained on."""
+    return squeeze_spaces(sql.strip()).strip().rstrip(";").strip()
 
 
 def check_sql(examples: list[SQLExample], source: str) -> tuple[list[SQLExample], list[dict]]:

@@ -12,6 +12,8 @@ from typing import Optional
 import sqlglot
 from sqlglot import exp
 
+from lit_sql.sql.lexer import split_statements
+
 HARDNESS_LEVELS = ("easy", "medium", "hard", "extra")
 _SIMPLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TOKEN = re.compile(r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|`[^`]*`?|\[[^\]]*\]?|\d+(?:\.\d*)?(?:e[-+]?\d+)?|\w+"
@@ -21,11 +23,13 @@ _TOKEN = re.compile(r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|`[^`]*`?|\[[^\]]*\]?|
 @lru_cache(maxsize=65_536)
 def _parse(sql: str) -> Optional[exp.Expression]:
     """The one statement in `sql` as a sqlglot tree, or None (unparseable, empty or several statements)."""
+    statements = split_statements(sql)
+    if len(statements) != 1:
+        return None
     try:
-        trees = [t for t in sqlglot.parse(sql, read="sqlite") if t is not None]
+        return sqlglot.parse_one(statements[0], read="sqlite")
     except Exception:  # sqlglot raises ParseError, TokenError and, on odd input, others
         return None
-    return trees[0] if len(trees) == 1 else None
 
 
 def parses(sql: str) -> bool:
