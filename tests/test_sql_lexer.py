@@ -19,7 +19,8 @@ TRIGGER = ("CREATE TRIGGER log_sale AFTER INSERT ON sale BEGIN INSERT INTO log V
 @pytest.mark.parametrize("script,statements", [
     ("SELECT 1; SELECT 2", ["SELECT 1", "SELECT 2"]),
     ("SELECT 'a;b'; SELECT 'it''s; fine'", ["SELECT 'a;b'", "SELECT 'it''s; fine'"]),
-    ('SELECT "odd;name" FROM t; SELECT `x;y`, [p;q] FROM u;', ['SELECT "odd;name" FROM t', "SELECT `x;y`, [p;q] FROM u"]),
+    ('SELECT "odd;name" FROM t; SELECT `x;y`, [p;q] FROM u;',
+     ['SELECT "odd;name" FROM t', "SELECT `x;y`, [p;q] FROM u"]),
     ("SELECT 1 -- one; two\n; SELECT /* ; */ 2;", ["SELECT 1 -- one; two", "SELECT /* ; */ 2"]),
     (f"CREATE TABLE sale (id);\n{TRIGGER};\nSELECT 3;", ["CREATE TABLE sale (id)", TRIGGER, "SELECT 3"]),
     (" ;; SELECT 1;;\n-- only a comment;\n/* and another */ ;", ["SELECT 1"]),

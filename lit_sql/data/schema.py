@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Literal, Optional, Sequence, Union
 
+from lit_sql.sql.execute import open_readonly
 from lit_sql.sql.lexer import split_statements, squeeze_spaces
 
 SchemaFormat = Literal["ddl", "compact"]
@@ -70,13 +71,6 @@ class Schema:
 
 
 # ---- reading -----------------------------------------------------------------------------------------------
-def connect_read_only(db_path: Union[str, Path]) -> sqlite3.Connection:
-    uri = Path(db_path).resolve().as_uri() + "?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-    conn.text_factory = lambda b: b.decode("utf-8", errors="replace")  # a few Spider databases hold latin-1 text
-    return conn
-
-
 def read_schema(db_path: Union[str, Path], sample_rows: int = 0) -> Schema:
     """The schema of a SQLite database, with `sample_rows` rows of every table."""
     return _read_schema(_resolved(str(db_path)), sample_rows)
@@ -89,7 +83,7 @@ def _resolved(db_path: str) -> str:
 
 @lru_cache(maxsize=512)
 def _read_schema(db_path: str, sample_rows: int) -> Schema:
-    conn = connect_read_only(db_path)
+    conn = open_readonly(db_path)
     try:
         return _schema_from_connection(conn, sample_rows)
     finally:
