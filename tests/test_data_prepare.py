@@ -11,6 +11,7 @@ import torch
 
 from lit_sql.data.prepare import IGNORE_INDEX, parse_mix, prepare
 from lit_sql.errors import LitSQLError
+from lit_sql.sql.metrics import DIFFICULTY_LEVELS
 from lit_sql.tokenizer import Tokenizer
 from tests.conftest import SPIDER_TRAIN, make_tiny_checkpoint
 
@@ -46,7 +47,7 @@ def check_records(records, tokenizer, mask=True):
         else:
             assert torch.equal(labels, ids)
         assert r["question"] in r["prompt"] and r["schema"] in r["prompt"]
-        assert r["difficulty"] in ("easy", "medium", "hard", "extra")
+        assert r["difficulty"] in DIFFICULTY_LEVELS
 
 
 def test_spider_layout_rejects_and_database_split(checkpoint, tmp_path):

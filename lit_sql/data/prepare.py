@@ -21,12 +21,12 @@ from typing import Literal, Optional
 import torch
 from tqdm import tqdm
 
-from lit_sql.data.difficulty import sql_difficulty
 from lit_sql.data.prompt import DEFAULT_SQL_SYSTEM_PROMPT, QUESTION_HEADING, build_prompt
 from lit_sql.data.schema import SCHEMA_FORMATS, Schema, read_schema, shorten_schema
 from lit_sql.data.sources import SOURCES, SQLExample, load_source, reject
 from lit_sql.errors import LitSQLError
 from lit_sql.sql.lexer import squeeze_spaces
+from lit_sql.sql.metrics import sql_difficulty
 
 IGNORE_INDEX = -100  # the label of a token the loss skips (the prompt's); training reads it from here
 DEFAULT_TEST_FRACTION = {"synthetic-text-to-sql": 0.2}  # the others: 0.1
