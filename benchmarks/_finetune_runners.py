@@ -24,7 +24,7 @@ def batches_from(path: str):
 def pad(batch: list[dict], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     T = max(len(s["input_ids"]) for s in batch)
     x = torch.full((len(batch), T), pad_id, dtype=torch.long)
-    y = torch.full((len(batch), T), -100, dtype=torch.long)
+    y = torch.full((len(batch), T), -100, dtype=torch.long)  # lit_sql's IGNORE_INDEX (not importable here)
     for i, s in enumerate(batch):
         x[i, : len(s["input_ids"])] = torch.tensor(s["input_ids"])
         y[i, : len(s["labels"])] = torch.tensor(s["labels"])

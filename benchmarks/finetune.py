@@ -42,6 +42,8 @@ def ensure_peers() -> Path:
 
 def spider_examples(tokenizer, style, max_len: int) -> list[dict]:
     """Schema as CREATE TABLE lines from tables.json, the question, the gold SQL; answer-only labels."""
+    from lit_sql.data.prepare import IGNORE_INDEX
+
     tables = {db["db_id"]: db for db in json.loads((SPIDER / "tables.json").read_text())}
     examples = []
     for ex in json.loads((SPIDER / "train.json").read_text()):
@@ -56,7 +58,7 @@ def spider_examples(tokenizer, style, max_len: int) -> list[dict]:
                                               system="Answer with only the SQL query."))
         answer = tokenizer.encode(ex["query"], bos=False, eos=True)
         if len(prompt) + len(answer) <= max_len:
-            examples.append({"input_ids": prompt + answer, "labels": [-100] * len(prompt) + answer})
+            examples.append({"input_ids": prompt + answer, "labels": [IGNORE_INDEX] * len(prompt) + answer})
     return examples
 
 

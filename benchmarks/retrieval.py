@@ -63,7 +63,7 @@ def main() -> None:
 
     result = {
         "name": "retrieval", "date": date.today().isoformat(),
-        "device": cpu_name(), "metric": "execution accuracy", "mode": "testsuite",
+        "device": cpu_name(), "metric": "execution accuracy", "mode": summary["finetuned"]["mode"],
         "split": f"{args.data_dir.name}: Spider train split by database", "n": args.questions,
         "accuracy": table, "details": details,
         "effect_vs_none": {label: {m: verdict(m, label) for m in ("base", "finetuned")} for label in CONDITIONS

@@ -144,7 +144,7 @@ def main() -> None:
 
     result = {
         "name": "spider_split_eval", "date": date.today().isoformat(), "device": cpu_name(),
-        "metric": "execution accuracy", "mode": "testsuite", "higher_is_better": True,
+        "metric": "execution accuracy", "mode": greedy.mode, "higher_is_better": True,
         "split": f"{args.data_dir.name}: Spider train split by database (test databases never trained on)",
         "n": len(examples), "base": acc("base"), "finetuned": acc("lit_sql"),
         "lit_sql": acc("lit_sql"), "peers": {"transformers+peft": acc("transformers+peft")},

@@ -144,9 +144,9 @@ class ModelGenerator:
 def sandboxed(path: Path):
     """A private sandboxed connection and its deadline: what the page reads to show a database never shares the
     connection (and the deadline) of a model's query that may be running at the same time."""
-    from lit_sql.sql.execute import open_read_only
+    from lit_sql.sql.execute import open_sandboxed
 
-    conn, deadline = open_read_only(path)
+    conn, deadline = open_sandboxed(path)
     try:
         yield conn, deadline
     finally:

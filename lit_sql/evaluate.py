@@ -21,16 +21,16 @@ from tqdm import tqdm
 
 from lit_sql.errors import LitSQLError
 from lit_sql.generation import SamplingConfig, generate_batch
+from lit_sql.sql.compare import MODES, ComparisonMode
 
 if TYPE_CHECKING:
     from lit_sql.data.schema import Schema
 
-MODES = ("testsuite", "bird")
-
 
 @dataclass
 class EvalConfig:
-    mode: str = "testsuite"  # how results are compared: testsuite (bag of rows) or bird (set, strict columns)
+    # how results are compared: testsuite (bag of rows) or bird (set, strict columns)
+    mode: ComparisonMode = "testsuite"
     num_samples: int = 1  # >1: sample candidates and vote by execution result
     # With num_samples > 1, the first candidate is the greedy answer: a tie (every result different) then goes to
     # the most likely query that runs, the rest are samples (execution-guided selection).
@@ -209,7 +209,7 @@ def evaluate_examples(examples: Sequence[dict], candidates: Sequence[Sequence[st
         records.append({
             "question": ex["question"], "gold": ex["sql"], "prediction": sql, "db_id": ex.get("db_id"),
             "difficulty": ex.get("difficulty") or "unknown",
-            "match": match[cfg.mode], "match_testsuite": match["testsuite"], "match_bird": match["bird"],
+            "match": match[cfg.mode], **{f"match_{m}": match[m] for m in MODES},
             "gold_error": g.error, "pred_error": p.error, "executes": p.ok, "parses": parses(sql),
             "exact_match": exact_match(sql, ex["sql"]), "bleu": bleu(sql, ex["sql"]), "rouge_l": rouge_l(sql, ex["sql"]),
             "gold_rows": _preview(g), "pred_rows": _preview(p), "candidates": list(cands) if len(cands) > 1 else None,
@@ -266,7 +266,7 @@ def summarize(records: Sequence[dict], mode: str) -> dict:
                         for k, v in sorted(_group(records, field).items())}
     return {
         "n": n, "mode": mode, "execution_accuracy": rate("match"),
-        "execution_accuracy_testsuite": rate("match_testsuite"), "execution_accuracy_bird": rate("match_bird"),
+        **{f"execution_accuracy_{m}": rate(f"match_{m}") for m in MODES},
         "exact_match": rate("exact_match"), "parses": rate("parses"), "executes": rate("executes"),
         "bleu": round(100 * statistics.fmean([r["bleu"] for r in records]), 2) if records else 0.0,
         "rouge_l": round(100 * statistics.fmean([r["rouge_l"] for r in records]), 2) if records else 0.0,
@@ -297,8 +297,8 @@ def write_reports(out_dir: Path, runs: dict[str, tuple[list[dict], dict]], title
     lines += [f"Execution match mode: **{first['mode']}** (testsuite: bag of rows, order only when the gold query "
               f"has ORDER BY, columns may be permuted; bird: set of rows, column order strict). "
               f"{first['n']} questions.", ""]
-    metrics = ["execution_accuracy", "execution_accuracy_testsuite", "execution_accuracy_bird", "exact_match",
-               "parses", "executes", "bleu", "rouge_l"]
+    metrics = ["execution_accuracy", *(f"execution_accuracy_{m}" for m in MODES), "exact_match", "parses", "executes",
+               "bleu", "rouge_l"]
     lines.append("| metric | " + " | ".join(runs) + " |")
     lines.append("|---|" + "---|" * len(runs))
     for m in metrics:

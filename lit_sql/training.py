@@ -20,11 +20,11 @@ from typing import Any, Callable, Optional
 import torch
 import torch.nn.functional as F
 
+from lit_sql.data.prepare import IGNORE_INDEX
 from lit_sql.errors import LitSQLError
 from lit_sql.model import cpu_has_amx
 
 CHECKPOINT_DIR = "checkpoints"
-IGNORE_INDEX = -100
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 

@@ -10,6 +10,7 @@ import torch
 
 from lit_sql.checkpoint import EMBEDDED_REPO_ID, ensure_checkpoint, save_weights
 from lit_sql.config import Config
+from lit_sql.data.prepare import IGNORE_INDEX
 from lit_sql.model import GPT
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -85,7 +86,7 @@ def smollm2_dir() -> Path:
 
 
 def write_prepared_data(data_dir: Path, checkpoint_dir: Path, n_train: int = 48, n_test: int = 8) -> Path:
-    """A small prepared dataset in the layout of scripts/prepare_sql.py (prompt masked with -100, EOS last)."""
+    """A small prepared dataset in the layout of scripts/prepare_sql.py (prompt masked with IGNORE_INDEX, EOS last)."""
     from lit_sql.prompts import load_prompt_style
     from lit_sql.tokenizer import Tokenizer
 
@@ -102,7 +103,7 @@ def write_prepared_data(data_dir: Path, checkpoint_dir: Path, n_train: int = 48,
         answer_ids = tokenizer.encode(sql, bos=False, eos=True)
         records.append({
             "input_ids": torch.tensor(prompt_ids + answer_ids),
-            "labels": torch.tensor([-100] * len(prompt_ids) + answer_ids), "prompt": prompt,
+            "labels": torch.tensor([IGNORE_INDEX] * len(prompt_ids) + answer_ids), "prompt": prompt,
             "question": question, "sql": sql, "schema": f"CREATE TABLE {table} (age INTEGER)", "db_path": None,
         })
     data_dir.mkdir(parents=True, exist_ok=True)

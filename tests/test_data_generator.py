@@ -4,6 +4,7 @@ import sqlite3
 from collections import Counter
 
 from lit_sql.data.generator import generate_dataset, plural
+from lit_sql.sql.metrics import DIFFICULTY_LEVELS
 
 
 def test_default_size_every_query_runs_and_levels(tmp_path):
@@ -12,7 +13,7 @@ def test_default_size_every_query_runs_and_levels(tmp_path):
     db_ids = {e.db_id for e in examples}
     assert len(db_ids) >= 50
     levels = Counter(e.difficulty for e in examples)
-    assert set(levels) == {"easy", "medium", "hard", "extra"}
+    assert set(levels) == set(DIFFICULTY_LEVELS)
     assert len({(e.db_id, e.question) for e in examples}) == 5000
     connections = {d: sqlite3.connect(tmp_path / "database" / d / f"{d}.sqlite") for d in db_ids}
     for e in examples:  # gold SQL runs on the database written to disk and answers something

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from lit_sql.data.prepare import parse_mix, prepare
+from lit_sql.data.prepare import IGNORE_INDEX, parse_mix, prepare
 from lit_sql.errors import LitSQLError
+from lit_sql.sql.metrics import DIFFICULTY_LEVELS
 from lit_sql.tokenizer import Tokenizer
 from tests.conftest import SPIDER_TRAIN, make_tiny_checkpoint
 
@@ -42,11 +43,11 @@ def check_records(records, tokenizer, mask=True):
         assert tokenizer.decode(ids[n:]).strip() == r["sql"]
         assert tokenizer.decode(ids[:n], skip_special_tokens=False) == r["prompt"]
         if mask:
-            assert (labels[:n] == -100).all() and torch.equal(labels[n:], ids[n:])
+            assert (labels[:n] == IGNORE_INDEX).all() and torch.equal(labels[n:], ids[n:])
         else:
             assert torch.equal(labels, ids)
         assert r["question"] in r["prompt"] and r["schema"] in r["prompt"]
-        assert r["difficulty"] in ("easy", "medium", "hard", "extra")
+        assert r["difficulty"] in DIFFICULTY_LEVELS
 
 
 def test_spider_layout_rejects_and_database_split(checkpoint, tmp_path):

@@ -1,8 +1,7 @@
-"""Schema rendering (ddl, compact, sample rows), parsing a dataset's own DDL, shortening, prompts, difficulty."""
+"""Schema rendering (ddl, compact, sample rows), parsing a dataset's own DDL, shortening, prompts."""
 
 from pathlib import Path
 
-from lit_sql.data.difficulty import sql_difficulty
 from lit_sql.data.prompt import DEFAULT_SQL_SYSTEM_PROMPT, build_prompt, build_user_message
 from lit_sql.data.schema import read_schema, render_schema, schema_from_sql, shorten_schema
 from lit_sql.prompts import PromptStyle
@@ -61,12 +60,3 @@ def test_prompt_layout():
     prompt = build_prompt(PromptStyle.from_name("chatml"), "How many teachers?", "CREATE TABLE teacher (age INT);")
     assert prompt.startswith(f"<|im_start|>system\n{DEFAULT_SQL_SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n")
     assert prompt.endswith("Question: How many teachers?<|im_end|>\n<|im_start|>assistant\n")
-
-
-def test_difficulty_levels():
-    assert sql_difficulty("SELECT count(*) FROM head WHERE age > 56") == "easy"
-    assert sql_difficulty("SELECT name, age FROM singer ORDER BY age DESC") == "medium"
-    assert sql_difficulty("SELECT name FROM t WHERE p > (SELECT avg(p) FROM t)") == "hard"
-    assert sql_difficulty("SELECT T2.name FROM a AS T1 JOIN b AS T2 ON T1.x = T2.x GROUP BY T1.x "
-                          "ORDER BY count(*) DESC LIMIT 1") == "extra"
-    assert sql_difficulty("SELEC oops") is None

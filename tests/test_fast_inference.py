@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import os
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,8 @@ import torch.nn as nn
 
 import lit_sql.fast_inference as fast_inference
 from lit_sql.config import Config
-from lit_sql.fast_inference import CompressedLinear, FastBlock, PackedLinear, exact_kernels, optimize_for_decoding
+from lit_sql.fast_inference import (CompressedLinear, FastBlock, PackedLinear, exact_kernels, kernel_source,
+                                    optimize_for_decoding)
 from lit_sql.generation import generate, generate_batch
 from lit_sql.model import GPT
 
@@ -186,6 +190,53 @@ def test_concurrent_first_compiles_do_not_collide(tmp_path):
     for p in procs:
         assert p.wait(timeout=300) == 0, p.stderr.read()
     assert [f.suffix for f in (tmp_path / "kernels").iterdir()] == [".so"]  # one library, no leftovers
+
+
+@pytest.mark.skipif(shutil.which(os.environ.get("CC", "cc")) is None, reason="no C compiler")
+def test_kernel_file_is_c_that_compiles_for_avx2_and_avx512(tmp_path):
+    """The kernels' .c file, checked as C with every warning an error, for each instruction set they are built for
+    (syntax only: this CPU need not run AVX-512)."""
+    kernel = tmp_path / "decode.c"
+    kernel.write_text(kernel_source())  # the text the package reads, wherever it is installed
+    assert kernel_source() == (REPO_ROOT / "lit_sql" / "kernels" / "decode.c").read_text()
+    for isa_flags in {tuple(flags) for flags in fast_inference._ISA_FLAGS.values()}:
+        cmd = [os.environ.get("CC", "cc"), *fast_inference._CFLAGS, *isa_flags, "-std=gnu11", "-Wall", "-Wextra",
+               "-Werror", "-fsyntax-only", str(kernel)]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        assert result.returncode == 0, f"{' '.join(cmd)}\n{result.stderr}"
+
+
+def test_a_changed_kernel_source_compiles_into_a_new_library(monkeypatch, tmp_path, capsys):
+    """The cached library is named after the source's hash: an edited decode.c never loads a stale build."""
+    names = []
+
+    def compile_only_the_name(source: str, lib_path: Path, isa_flags: list[str]) -> None:
+        names.append(lib_path.name)
+        raise OSError("not compiled in this test")
+
+    monkeypatch.setattr(fast_inference, "_compile", compile_only_the_name)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    monkeypatch.setenv("LIT_SQL_CACHE", str(tmp_path))
+    for source in (kernel_source(), kernel_source() + "\n/* edited */\n"):
+        monkeypatch.setattr(fast_inference, "kernel_source", lambda: source)
+        monkeypatch.setattr(fast_inference, "_kernels", None)
+        monkeypatch.setattr(fast_inference, "_kernels_error", None)
+        assert exact_kernels() is None and "not compiled in this test" in capsys.readouterr().err
+    assert len(names) == 2 and names[0] != names[1] and all(n.endswith("-avx2.so") for n in names)
+
+
+def test_wheel_carries_the_kernel_source(tmp_path):
+    """A non-editable install has no repository beside it: the .c file must travel in the wheel."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO_ROOT / name, project / name)
+    shutil.copytree(REPO_ROOT / "lit_sql", project / "lit_sql", ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(project), "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path / "dist")], check=True, capture_output=True, cwd=project)
+    (wheel,) = (tmp_path / "dist").glob("lit_sql-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        assert z.read("lit_sql/kernels/decode.c").decode() == kernel_source()
 
 
 def test_real_checkpoint_greedy_tokens_are_identical():

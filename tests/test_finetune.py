@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lit_sql.data.prepare import IGNORE_INDEX
 from tests.conftest import REPO_ROOT, make_tiny_checkpoint, write_prepared_data
 
 FAST = ["--train.micro_batch_size", "4", "--train.global_batch_size", "8", "--train.warmup_steps", "2",
@@ -80,7 +81,7 @@ def write_one_answer_data(data_dir: Path, checkpoint: Path, db: Path, n_train: i
         prompt = style.apply(f"{question} ({i})", system="Answer with only the SQL query.")
         prompt_ids, answer_ids = tokenizer.encode(prompt), tokenizer.encode(sql, bos=False, eos=True)
         records.append({"input_ids": torch.tensor(prompt_ids + answer_ids),
-                        "labels": torch.tensor([-100] * len(prompt_ids) + answer_ids), "prompt": prompt,
+                        "labels": torch.tensor([IGNORE_INDEX] * len(prompt_ids) + answer_ids), "prompt": prompt,
                         "question": question, "sql": sql, "schema": "CREATE TABLE singer (name TEXT, age INTEGER)",
                         "db_path": str(db)})
     data_dir.mkdir(parents=True, exist_ok=True)

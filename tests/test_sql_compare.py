@@ -4,11 +4,12 @@ both modes; and the ORDER BY detection it relies on."""
 from __future__ import annotations
 
 import sqlite3
+import typing
 from pathlib import Path
 
 import pytest
 
-from lit_sql.sql.compare import Verdict, canonical, compare_results, has_top_level_order_by, results_match
+from lit_sql.sql.compare import MODES, Verdict, canonical, compare_results, has_top_level_order_by, results_match
 from lit_sql.sql.execute import ExecutionResult, execute_sql
 
 
@@ -78,7 +79,7 @@ def test_nulls_match_nulls_only():
 def test_floats_compare_to_ten_significant_digits(db: Path):
     computed = execute_sql(db, "SELECT sum(score) FROM singer")  # 0.1 + 0.2 in SQLite
     assert computed.rows[0][0] != 0.3
-    for mode in ("testsuite", "bird"):
+    for mode in MODES:
         assert results_match(computed, rows((0.3,)), mode)
         assert results_match(rows((1,)), rows((1.0,)), mode)
         assert results_match(rows((2 / 3,)), rows((0.6666666667,)), mode)
@@ -92,14 +93,14 @@ def test_text_is_never_a_number(db: Path):
     as_text = execute_sql(db, "SELECT code FROM singer WHERE name = 'Ann'")
     as_number = execute_sql(db, "SELECT CAST(code AS INTEGER) FROM singer WHERE name = 'Ann'")
     assert as_text.rows == [("1",)] and as_number.rows == [(1,)]
-    for mode in ("testsuite", "bird"):
+    for mode in MODES:
         assert not results_match(as_number, as_text, mode)
         assert not results_match(rows((1.0,)), rows(("1.0",)), mode)
         assert not results_match(rows((b"a",)), rows(("a",)), mode)
 
 
 def test_empty_results_and_errors():
-    for mode in ("testsuite", "bird"):
+    for mode in MODES:
         assert results_match(rows(), rows(), mode)
         assert compare_results(rows(), ExecutionResult(rows=[], columns=["a", "b"]), mode) is Verdict.MATCH
         assert not results_match(rows(), rows((1,)), mode)
@@ -119,6 +120,18 @@ def test_truncated_results_match_only_truncated_ones():
 def test_unknown_mode_is_refused_by_name():
     with pytest.raises(ValueError, match="'exact'.*testsuite"):
         results_match(rows((1,)), rows((1,)), "exact")
+
+
+def test_the_eval_flag_and_config_accept_exactly_the_comparators_modes():
+    """One list of modes: the choices of `lit-sql eval --mode`, EvalConfig's check and the comparator's."""
+    from lit_sql.cli.evaluate import sql
+    from lit_sql.errors import LitSQLError
+    from lit_sql.evaluate import EvalConfig
+
+    assert typing.get_args(typing.get_type_hints(sql)["mode"]) == MODES == ("testsuite", "bird")
+    assert all(EvalConfig(mode=m).mode == m for m in MODES)
+    with pytest.raises(LitSQLError, match="--mode 'exact' is not one of testsuite, bird"):
+        EvalConfig(mode="exact")
 
 
 @pytest.mark.parametrize("sql,expected", [

@@ -3,13 +3,21 @@ parallel execution gives the inline results in order."""
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
+import json
+import os
+import shutil
 import sqlite3
+import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
+from lit_sql.data.schema import read_schema
 from lit_sql.sql.execute import ExecutionResult, close_connections, execute_many, execute_sql
 
 TIMEOUT_S = 1.0
@@ -96,6 +104,107 @@ def test_wal_database_is_read_without_side_files(tmp_path: Path):
     assert not execute_sql(db, "DELETE FROM singer").ok
     close_connections()
     assert sha256(db) == before and [p.name for p in tmp_path.iterdir()] == ["wal.sqlite"]
+
+
+COUNT = "SELECT count(*) FROM singer"
+
+
+def commit_and_die(db: Path, *statements: str) -> None:
+    """A writer that commits to the -wal file and dies before copying anything into the database file."""
+    code = ("import os, sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('PRAGMA wal_autocheckpoint = 0')\n"
+            "for s in sys.argv[2:]: c.execute(s)\nc.commit(); os._exit(0)")
+    subprocess.run([sys.executable, "-c", code, str(db), *statements], check=True)
+    assert db.with_name(f"{db.name}-wal").stat().st_size > 0
+
+
+def test_wal_changes_not_yet_in_the_database_file_are_read(tmp_path: Path):
+    db = make_db(tmp_path / "live.sqlite", wal=True)
+    writer = sqlite3.connect(db)
+    writer.execute("PRAGMA wal_autocheckpoint = 0")  # commits stay in the -wal file
+    writer.execute("INSERT INTO singer VALUES (5, 'Eve', 22, 'Peru', 4.0)")
+    writer.execute("CREATE TABLE fan (id INTEGER)")
+    writer.commit()
+    main_file_alone = tmp_path / "copy.sqlite"
+    shutil.copy(db, main_file_alone)
+    assert execute_sql(main_file_alone, COUNT).rows == [(4,)]  # the new row is in the -wal file only
+    assert execute_sql(db, COUNT).rows == [(5,)]
+    assert [t.name for t in read_schema(db).tables] == ["singer", "fan"]
+    writer.execute("INSERT INTO singer VALUES (6, 'Fay', 33, 'Chile', 2.0)")
+    writer.commit()
+    assert execute_sql(db, COUNT).rows == [(6,)]  # the cached connection follows the writer
+    assert not execute_sql(db, "DELETE FROM singer").ok
+    writer.close()
+
+
+def test_a_wal_database_a_writer_starts_changing_is_not_read_stale(tmp_path: Path):
+    db = make_db(tmp_path / "wal.sqlite", wal=True)
+    assert execute_sql(db, COUNT).rows == [(4,)]  # no -wal file yet: opened immutable, nothing written beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wal.sqlite"]
+    commit_and_die(db, "DELETE FROM singer WHERE id > 1")
+    assert execute_sql(db, COUNT).rows == [(1,)]
+
+
+def read_without_write_permission(folder: Path, *names: str) -> dict:
+    """What another process reads from each database in `folder` when it cannot write there. Root writes anywhere,
+    so when the tests run as root, the reader drops the one capability that lets it (CAP_DAC_OVERRIDE)."""
+    reader = textwrap.dedent("""
+        import json, os, sys
+        from lit_sql.data.schema import read_schema
+        from lit_sql.sql.execute import execute_sql
+
+        folder, out = sys.argv[1], {"writable": True}
+        try:
+            open(os.path.join(folder, "probe"), "w")
+        except PermissionError:
+            out["writable"] = False
+        for name in sys.argv[2:]:
+            db = os.path.join(folder, name)
+            try:
+                tables = [t.name for t in read_schema(db).tables]
+            except Exception as e:
+                tables = f"{type(e).__name__}: {e}"
+            result = execute_sql(db, "SELECT count(*) FROM singer")
+            out[name] = {"rows": result.rows, "error": result.error, "tables": tables}
+        print(json.dumps(out))
+    """)
+
+    def drop_dac_override() -> None:
+        if os.geteuid() == 0:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(24, 1, 0, 0, 0) != 0:  # PR_CAPBSET_DROP, CAP_DAC_OVERRIDE
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE)")
+
+    done = subprocess.run([sys.executable, "-c", reader, str(folder), *names], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], preexec_fn=drop_dac_override)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_databases_in_a_read_only_folder(tmp_path: Path):
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    make_db(folder / "rollback.sqlite")
+    make_db(folder / "wal.sqlite", wal=True)  # closed cleanly: no -wal file
+    for name in ("crashed", "no_shm"):
+        commit_and_die(make_db(folder / f"{name}.sqlite", wal=True), "INSERT INTO singer VALUES (5, 'E', 2, 'P', 4.0)")
+    (folder / "no_shm.sqlite-shm").unlink()
+    before = {p.name: sha256(p) for p in folder.iterdir()}
+    for p in folder.iterdir():
+        p.chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        names = [f"{n}.sqlite" for n in ("rollback", "wal", "crashed", "no_shm")]
+        out = read_without_write_permission(folder, *names)
+    finally:
+        folder.chmod(0o755)
+    assert out.pop("writable") is False  # the folder really is read-only to the reader
+    for name, rows in (("rollback", 4), ("wal", 4), ("crashed", 5)):  # crashed: one row only in its -wal file
+        assert out[f"{name}.sqlite"] == {"rows": [[rows]], "error": None, "tables": ["singer"]}, name
+    # A -wal file without its -shm index cannot be read where no -shm can be made: said so, with what to do.
+    no_shm = out["no_shm.sqlite"]
+    assert no_shm["rows"] is None and "no_shm.sqlite" in no_shm["error"] and "writable folder" in no_shm["error"]
+    assert "writable folder" in no_shm["tables"]
+    assert {p.name: sha256(p) for p in folder.iterdir()} == before  # nothing written, nothing created
 
 
 def test_result_fields_rows_cap_and_errors(db: Path, tmp_path: Path):

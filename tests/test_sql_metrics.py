@@ -1,4 +1,4 @@
-"""Text metrics on SQL: parsing, exact match, BLEU, ROUGE-L and Spider hardness."""
+"""Text metrics on SQL: parsing, exact match, BLEU, ROUGE-L and the difficulty labeller (Spider's hardness levels)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,16 @@ import math
 
 import pytest
 
-from lit_sql.sql.metrics import bleu, exact_match, normalize, parses, rouge_l, spider_hardness, sql_tokens
+from lit_sql.sql.metrics import (DIFFICULTY_LEVELS, bleu, exact_match, normalize, parses, rouge_l, sql_difficulty,
+                                 sql_tokens)
 
 
 def test_parses():
     assert parses("SELECT a FROM t WHERE b = 1") and parses("SELECT a FROM t;")
     assert not parses("SELEC a FROM") and not parses("SELECT a FROM t WHERE") and not parses("")
     assert not parses("SELECT 1; SELECT 2")  # two statements are not one query
+    # statements as the one splitter counts them: a semicolon in a literal ends nothing, a comment is no statement
+    assert parses("SELECT 'a;b' FROM t; -- done") and parses("SELECT a FROM t;;")
 
 
 def test_exact_match_normalises_case_space_and_quoting_but_not_literals():
@@ -50,21 +53,59 @@ def test_rouge_l():
     assert rouge_l("", "SELECT a") == 0.0
 
 
-@pytest.mark.parametrize("sql,level", [
-    ("SELECT count(*) FROM cars_data WHERE cylinders > 4", "easy"),  # one component
-    ("SELECT name FROM singer", "easy"),
-    ("SELECT name, age FROM singer ORDER BY age", "medium"),  # one component, two columns
-    ("SELECT T2.name, COUNT(*) FROM concert AS T1 JOIN stadium AS T2 ON T1.id = T2.id GROUP BY T1.id", "medium"),
-    ("SELECT a FROM t WHERE x = 1 AND y = 2 ORDER BY a LIMIT 1", "hard"),  # three components
-    ("SELECT a, b, c FROM t WHERE x = 1 AND y = 2 GROUP BY a, b", "hard"),  # three others
-    ("SELECT name FROM stadium WHERE id NOT IN (SELECT id FROM concert)", "hard"),  # one nested
-    ("SELECT a FROM t UNION SELECT b FROM u", "hard"),
-    ("WITH c AS (SELECT 1 AS a) SELECT a FROM c", "hard"),
-    ("SELECT a FROM t WHERE x LIKE '%a%' OR y = 2 ORDER BY a LIMIT 3", "extra"),  # five components
-    ("SELECT a, b FROM t WHERE x IN (SELECT a FROM u) INTERSECT SELECT a, b FROM v", "extra"),
+# (query, level, why): counted as Spider's evaluation.py counts (see `sql_difficulty`): c components, n nested, o others
+DIFFICULTY = [
+    ("SELECT count(*) FROM head WHERE age > 56", "easy", "c1 (WHERE), one aggregate"),
+    ("SELECT name FROM singer", "easy", "nothing"),
+    ("SELECT a FROM t;", "easy", "a trailing semicolon is no second statement"),
+    ("SELECT name, age FROM singer ORDER BY age DESC", "medium", "c1 (ORDER BY), o1 (two columns)"),
+    ("SELECT T2.name, COUNT(*) FROM concert AS T1 JOIN stadium AS T2 ON T1.id = T2.id GROUP BY T1.id", "medium",
+     "c2 (GROUP BY, one joined table), o1 (two columns; one aggregate)"),
+    ("SELECT name FROM t WHERE name NOT LIKE '%a%'", "medium", "c2 (WHERE, LIKE: NOT LIKE is a LIKE)"),
+    # the two queries the two former labellers disagreed on
+    ("SELECT name FROM singer WHERE name ILIKE '%an%' AND age > 30", "medium",
+     "c2 (WHERE, ILIKE counts as LIKE), o1 (two WHERE conditions)"),
+    ("SELECT name FROM singer WHERE age > 30 UNION SELECT name FROM singer WHERE country = 'France' "
+     "ORDER BY name LIMIT 3", "hard",
+     "c1 (WHERE of the left query: ORDER BY and LIMIT after a set operation are the right query's), n1 (UNION)"),
+    ("SELECT a FROM t WHERE x = 1 AND y = 2 ORDER BY a LIMIT 1", "hard", "c3 (WHERE, ORDER BY, LIMIT), o1"),
+    ("SELECT a, b, c FROM t WHERE x = 1 AND y = 2 GROUP BY a, b", "hard",
+     "c2, o3 (three columns, two WHERE conditions, two GROUP BY columns)"),
+    ("SELECT name FROM t WHERE p > (SELECT avg(p) FROM t)", "hard", "c1, n1 (a subquery as a value)"),
+    ("SELECT name FROM stadium WHERE id NOT IN (SELECT id FROM concert)", "hard",
+     "c1, n1, o0 (the NOT flag is evaluation.py's one 'aggregate' here)"),
+    ("SELECT a FROM t UNION SELECT b FROM u UNION SELECT c FROM v", "hard", "n1: a chain of set operations is one"),
+    ("SELECT count(*) FROM stadium WHERE id NOT IN (SELECT id FROM concert)", "extra",
+     "c1, n1, o1: count(*) and the NOT flag make two 'aggregates' in evaluation.py"),
+    ("SELECT a FROM t WHERE x LIKE '%a%' OR y = 2 ORDER BY a LIMIT 3", "extra",
+     "c5 (WHERE, ORDER BY, LIMIT, OR, LIKE)"),
+    ("SELECT a, b FROM t WHERE x IN (SELECT a FROM u) INTERSECT SELECT a, b FROM v", "extra", "n2 (INTERSECT, IN)"),
     ("SELECT T1.a FROM t1 AS T1 JOIN t2 AS T2 ON T1.id = T2.id JOIN t3 AS T3 ON T2.id = T3.id "
-     "WHERE T3.x = 'e' GROUP BY T1.a HAVING count(*) >= 3", "extra"),  # joins count one per table
-    ("not sql at all", "unknown"),
-])
-def test_spider_hardness(sql: str, level: str):
-    assert spider_hardness(sql) == level
+     "WHERE T3.x = 'e' GROUP BY T1.a HAVING count(*) >= 3", "extra", "c4 (WHERE, GROUP BY, two joined tables)"),
+    ("SELECT T2.name FROM a AS T1 JOIN b AS T2 ON T1.x = T2.x GROUP BY T1.x ORDER BY count(*) DESC LIMIT 1", "extra",
+     "c4 (GROUP BY, ORDER BY, LIMIT, a joined table)"),
+    ("SELECT name, (SELECT max(age) FROM singer) FROM singer", "extra", "n1 (a subquery in the select list), o1"),
+    ("SELECT count(*) FROM (SELECT * FROM endowment WHERE amount > 8.5 GROUP BY school_id HAVING count(*) > 1)",
+     "easy", "a subquery in FROM is a table, not nested; the outer query has nothing"),
+    ("WITH c AS (SELECT 1 AS a) SELECT a FROM c", "easy", "a common table expression is a table, as in FROM"),
+]
+
+
+@pytest.mark.parametrize("sql,level,why", DIFFICULTY, ids=[why for _, _, why in DIFFICULTY])
+def test_sql_difficulty(sql: str, level: str, why: str):
+    assert sql_difficulty(sql) == level, why
+    assert level in DIFFICULTY_LEVELS
+
+
+@pytest.mark.parametrize("sql", ["not sql at all", "SELEC oops", "SELECT 1; SELECT 2", "UPDATE t SET a = 1", ""])
+def test_no_difficulty_for_what_is_not_one_query(sql: str):
+    assert sql_difficulty(sql) is None
+
+
+def test_the_generator_labels_with_sql_difficulty(tmp_path):
+    """The embedded generator labels each query's shape (names and values blanked) once: the same levels."""
+    from lit_sql.data.generator import difficulty, generate_dataset
+
+    for example in generate_dataset(tmp_path, num_databases=3, num_questions=60, seed=1, write=False):
+        assert example.difficulty == sql_difficulty(example.sql), example.sql
+    assert difficulty("SELECT count(*) FROM pet WHERE pet_id NOT IN (SELECT pet_id FROM visit)") == "extra"

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 import torch
 
@@ -16,6 +16,7 @@ from lit_sql.evaluate import (EvalConfig, evaluate_examples, fix_errors, generat
                               write_reports)
 from lit_sql.retrieval import Retriever, augment_examples
 from lit_sql.run import Run, base_run, load_run
+from lit_sql.sql.compare import MODES, ComparisonMode
 
 
 def load_split(data_dir: Path, split: str, limit: Optional[int], seed: int) -> list[dict]:
@@ -93,7 +94,7 @@ def sql(
     limit: Optional[int] = 200,
     compare: bool = False,
     out_dir: Optional[Path] = None,
-    mode: Literal["testsuite", "bird"] = "testsuite",
+    mode: ComparisonMode = "testsuite",
     num_samples: int = 1,
     temperature: float = 0.7,
     greedy_first: bool = True,
@@ -187,9 +188,8 @@ def sql(
 
 def print_table(summary: dict[str, dict]) -> None:
     names = list(summary)
-    rows = [("execution accuracy", "execution_accuracy"), ("  testsuite mode", "execution_accuracy_testsuite"),
-            ("  bird mode", "execution_accuracy_bird"), ("exact match", "exact_match"), ("executes", "executes"),
-            ("parses", "parses")]
+    rows = [("execution accuracy", "execution_accuracy"), *((f"  {m} mode", f"execution_accuracy_{m}") for m in MODES),
+            ("exact match", "exact_match"), ("executes", "executes"), ("parses", "parses")]
     print(f"{'':22s}" + "".join(f"{n:>12s}" for n in names))
     for label, key in rows:
         print(f"{label:22s}" + "".join(f"{summary[n][key]:11.1f}%" for n in names))

@@ -24,8 +24,8 @@ from typing import Optional, Union
 from tqdm import tqdm
 
 from lit_sql.data import domains as D
-from lit_sql.data.difficulty import sql_difficulty
 from lit_sql.data.sources import SQLExample
+from lit_sql.sql.metrics import sql_difficulty
 
 TEXT_KINDS = {"person", "title", "company", "city", "country", "pick", "unique"}
 NAME_KINDS = ("unique", "person", "title", "company")

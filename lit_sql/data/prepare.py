@@ -22,13 +22,14 @@ import torch
 from tqdm import tqdm
 
 from lit_sql.checkpoint import DEFAULT_CHECKPOINT
-from lit_sql.data.difficulty import sql_difficulty
 from lit_sql.data.prompt import DEFAULT_SQL_SYSTEM_PROMPT, QUESTION_HEADING, PromptRecipe
 from lit_sql.data.schema import SCHEMA_FORMATS, Schema, read_schema
 from lit_sql.data.sources import SOURCES, SQLExample, load_source, reject
 from lit_sql.errors import LitSQLError
+from lit_sql.sql.lexer import squeeze_spaces
+from lit_sql.sql.metrics import sql_difficulty
 
-IGNORE_INDEX = -100
+IGNORE_INDEX = -100  # the label of a token the loss skips (the prompt's); training reads it from here
 DEFAULT_TEST_FRACTION = {"synthetic-text-to-sql": 0.2}  # the others: 0.1
 NEEDS_PATH = ("spider", "bird", "json")
 EXECUTION_TIMEOUT_S = 10.0
@@ -67,10 +68,9 @@ def parse_mix(mix: Optional[str], dataset: str, data_path: Optional[Path]) -> li
 
 
 def normalize_sql(sql: str) -> str:
-    """One space between tokens outside string literals, no trailing semicolon: the gold as trained on."""
-    parts = re.split(r"""('(?:[^']|'')*'|"(?:[^"]|"")*"|`[^`]*`)""", sql.strip())
-    out = "".join(p if i % 2 else re.sub(r"\s+", " ", p) for i, p in enumerate(parts))
-    return out.strip().rstrip(";").strip()
+    """One space between tokens outside literals, quoted names and comments, no trailing semicolon: the gold as
+    trained on."""
+    return squeeze_spaces(sql.strip()).strip().rstrip(";").strip()
 
 
 def check_sql(examples: list[SQLExample], source: str) -> tuple[list[SQLExample], list[dict]]:
@@ -245,7 +245,7 @@ def prepare(
             0.1 otherwise.
         split_by: example, or database (no test database is seen in training).
         seed: seed of the split, the mix sampling and the generator.
-        mask_prompt: labels of the prompt tokens are -100, so only the SQL is learned.
+        mask_prompt: labels of the prompt tokens are IGNORE_INDEX (-100), so only the SQL is learned.
         system_prompt: the system prompt; default asks for only the SQL query.
         prompt_style: override the checkpoint's prompt style.
         files: spider/bird: the JSON files to read (default: train.json; dev.json only when named).

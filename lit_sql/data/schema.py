@@ -14,6 +14,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Literal, Optional, Sequence, Union
 
+from lit_sql.sql.execute import open_readonly
+from lit_sql.sql.lexer import split_statements, squeeze_spaces
+
 SchemaFormat = Literal["ddl", "compact"]
 SCHEMA_FORMATS = ("ddl", "compact")
 
@@ -68,13 +71,6 @@ class Schema:
 
 
 # ---- reading -----------------------------------------------------------------------------------------------
-def connect_read_only(db_path: Union[str, Path]) -> sqlite3.Connection:
-    uri = Path(db_path).resolve().as_uri() + "?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-    conn.text_factory = lambda b: b.decode("utf-8", errors="replace")  # a few Spider databases hold latin-1 text
-    return conn
-
-
 def read_schema(db_path: Union[str, Path], sample_rows: int = 0) -> Schema:
     """The schema of a SQLite database, with `sample_rows` rows of every table."""
     return _read_schema(_resolved(str(db_path)), sample_rows)
@@ -87,7 +83,7 @@ def _resolved(db_path: str) -> str:
 
 @lru_cache(maxsize=512)
 def _read_schema(db_path: str, sample_rows: int) -> Schema:
-    conn = connect_read_only(db_path)
+    conn = open_readonly(db_path)
     try:
         return _schema_from_connection(conn, sample_rows)
     finally:
@@ -115,11 +111,14 @@ def _schema_from_connection(conn: sqlite3.Connection, sample_rows: int) -> Schem
 def schema_from_sql(text: str) -> Schema:
     """A schema from the CREATE TABLE (and INSERT) statements a dataset ships as its context.
 
-    Each table keeps its statement verbatim for `ddl`; the statements are also run in an in-memory database to
-    learn columns and keys for `compact`. A statement SQLite cannot run still renders, as its own text."""
+    Each table keeps its statement for `ddl` as written (one written on one line with single spaces outside its
+    literals); the statements are also run in an in-memory database to learn columns and keys for `compact`. A
+    statement SQLite cannot run still renders, as its own text."""
     conn = sqlite3.connect(":memory:")
     tables: dict[str, Table] = {}
     for statement in split_statements(text):
+        if "\n" not in statement:  # a one-line statement (as most contexts are) is shown with single spaces
+            statement = squeeze_spaces(statement)
         match = re.match(r"create\s+(?:temp\w*\s+)?table\s+(?:if\s+not\s+exists\s+)?([`\"\[]?[\w.$ ]+?[`\"\]]?)\s*\(",
                          statement, re.I)
         if match:
@@ -130,30 +129,16 @@ def schema_from_sql(text: str) -> Schema:
                 table = next((t for t in parsed if t.name.lower() == name.lower()), Table(name))
             except sqlite3.Error:
                 table = Table(name)
-            table.ddl = statement.rstrip(";").strip() + ";"
+            table.ddl = statement + ";"
             tables[name.lower()] = table
             continue
         match = re.match(r"insert\s+into\s+([`\"\[]?[\w.$]+[`\"\]]?)", statement, re.I)
         if match and match.group(1).strip("`\"[]").lower() in tables:
-            tables[match.group(1).strip("`\"[]").lower()].inserts.append(statement.rstrip(";").strip() + ";")
-        elif statement.strip():  # CREATE INDEX, views, ...: kept with the last table so that nothing is lost
-            if tables:
-                list(tables.values())[-1].inserts.append(statement.rstrip(";").strip() + ";")
+            tables[match.group(1).strip("`\"[]").lower()].inserts.append(statement + ";")
+        elif tables:  # CREATE INDEX, views, ...: kept with the last table so that nothing is lost
+            list(tables.values())[-1].inserts.append(statement + ";")
     conn.close()
     return Schema(list(tables.values()))
-
-
-def split_statements(text: str) -> list[str]:
-    """SQL text cut at the semicolons that end statements (not those inside strings)."""
-    out, current = [], ""
-    for piece in text.split(";"):
-        current += piece + ";"
-        if sqlite3.complete_statement(current):
-            out.append(" ".join(current.split()) if "\n" not in current.strip() else current.strip())
-            current = ""
-    if current.strip(" ;\n\t"):
-        out.append(current.strip().rstrip(";"))
-    return [s for s in out if s.strip(" ;\n\t")]
 
 
 # ---- rendering ---------------------------------------------------------------------------------------------

@@ -22,12 +22,14 @@ import math
 import re
 from collections import Counter
 from functools import lru_cache
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Literal, Optional, get_args
 
 from lit_sql.sql.execute import ExecutionResult
 from lit_sql.sql.lexer import mask_literals
 
-MODES = ("testsuite", "bird")
+# The comparison modes (module docstring): the type of every --mode flag, and the names that checks accept.
+ComparisonMode = Literal["testsuite", "bird"]
+MODES: tuple[str, ...] = get_args(ComparisonMode)
 SIGNIFICANT_DIGITS = 10
 MAX_PERMUTATIONS = 10_000  # column orders tried before giving up (only reached with many look-alike columns)
 _NAN = ("nan",)  # SQLite turns NaN into NULL, but a Python function could still return one
@@ -79,7 +81,7 @@ def has_top_level_order_by(sql: str) -> bool:
     return re.search(r"\border\s+by\b", "".join(outer), re.IGNORECASE) is not None
 
 
-def compare_results(gold: ExecutionResult, pred: ExecutionResult, mode: str = "testsuite",
+def compare_results(gold: ExecutionResult, pred: ExecutionResult, mode: ComparisonMode = "testsuite",
                     gold_sql: str = "") -> Verdict:
     """The verdict on `pred` against `gold`; `gold_sql` is needed in testsuite mode to know whether row order
     matters."""
@@ -99,7 +101,7 @@ def compare_results(gold: ExecutionResult, pred: ExecutionResult, mode: str = "t
     return Verdict.MATCH if same else Verdict.MISMATCH
 
 
-def results_match(gold: ExecutionResult, pred: ExecutionResult, mode: str = "testsuite",
+def results_match(gold: ExecutionResult, pred: ExecutionResult, mode: ComparisonMode = "testsuite",
                   gold_sql: str = "") -> bool:
     """Whether `pred` gives the gold answer (False also when either query failed)."""
     return compare_results(gold, pred, mode, gold_sql) is Verdict.MATCH

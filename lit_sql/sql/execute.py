@@ -1,7 +1,7 @@
 """Run model-written SQL on a SQLite file without letting it change, hang or exhaust anything.
 
 Layers, each enough on its own for the case it names:
-- the file is opened read-only (`mode=ro`), so SQLite itself refuses any write;
+- the file is opened read-only (`open_readonly`), so SQLite itself refuses any write;
 - an authorizer denies every action a read-only query does not need (writes, schema changes, ATTACH,
   transactions, state-changing PRAGMAs) and the functions that reach outside the database;
 - a deadline checked by SQLite's progress handler, inside the engine, so even a recursive CTE that never
@@ -108,25 +108,61 @@ def _guarded_printf(fmt: object, *args: object) -> object:
 
 
 def _uses_wal(path: Path) -> bool:
-    """Whether the file is a WAL-mode database (header bytes 18-19 are 2). Reading one with only `mode=ro`
-    would create -wal and -shm files beside it."""
+    """Whether the file is a WAL-mode database (header bytes 18-19 are 2)."""
     with open(path, "rb") as f:
         header = f.read(20)
     return len(header) == 20 and header[18] == 2
 
 
-def open_read_only(db_path: PathLike) -> tuple[sqlite3.Connection, _Deadline]:
-    """A sandboxed connection to `db_path` and the deadline its progress handler checks."""
-    path = Path(db_path)
+def _wal_pending(path: PathLike) -> bool:
+    """Whether a -wal file beside the database holds anything (transactions not yet copied into it, perhaps)."""
+    try:
+        return os.stat(f"{path}-wal").st_size > 0
+    except FileNotFoundError:
+        return False
+
+
+def open_readonly(db_path: PathLike) -> sqlite3.Connection:
+    """A read-only connection to the SQLite file `db_path` (every reader of databases opens them here) that sees
+    every committed transaction and, where that is possible, creates no file. Raises FileNotFoundError, or
+    sqlite3.Error naming the file when SQLite cannot read it.
+
+    How, by the file's journal mode:
+    - rollback journal (most files): `mode=ro`; SQLite itself refuses any write.
+    - WAL, with a non-empty -wal file beside it (a writer has the database open, or stopped before copying its
+      changes into the main file): `mode=ro`, because committed transactions may be in the -wal file alone.
+      SQLite reads it through the -shm index: an existing -shm (read-only if need be), or one it creates if the
+      folder is writable. `immutable=1` would ignore the -wal file and answer from stale data.
+    - WAL, with no -wal file or an empty one: every committed transaction is in the main file. `mode=ro` would
+      create -wal and -shm files beside it, and in a read-only folder fail ("attempt to write a readonly
+      database"), so `immutable=1`: no locks, no side files. A writer that starts later is not seen by this
+      connection (`execute_sql` opens a new one when a -wal file appears).
+    """
+    path = Path(db_path).resolve()
     if not path.is_file():
         raise FileNotFoundError(f"database {path} not found")
-    # immutable=1 skips locking and change detection, which is wrong if someone writes the file while we
-    # read it, so it is used only where `mode=ro` alone would write side files (WAL-mode databases).
-    query = "mode=ro&immutable=1" if _uses_wal(path) else "mode=ro"
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?{query}", uri=True, timeout=BUSY_TIMEOUT_S,
+    pending = _wal_pending(path)
+    query = "mode=ro&immutable=1" if _uses_wal(path) and not pending else "mode=ro"
+    conn = sqlite3.connect(f"{path.as_uri()}?{query}", uri=True, timeout=BUSY_TIMEOUT_S,
                            isolation_level=None,  # autocommit: Python never issues a BEGIN of its own
                            check_same_thread=False)
     conn.text_factory = lambda b: b.decode("utf-8", errors="replace")  # some real databases hold bad bytes
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()  # SQLite opens files lazily: a problem shows here
+    except sqlite3.Error as e:
+        conn.close()
+        hint = ""
+        if pending and not Path(f"{path}-shm").exists():
+            hint = (f"; its -wal file holds changes that SQLite reads only through a -shm file, which it cannot "
+                    f"create in {path.parent}: open the database once where it is writable, or copy it with its "
+                    f"-wal file to a writable folder")
+        raise type(e)(f"{path}: {e}{hint}") from e
+    return conn
+
+
+def open_sandboxed(db_path: PathLike) -> tuple[sqlite3.Connection, _Deadline]:
+    """A sandboxed `open_readonly` connection to `db_path` and the deadline its progress handler checks."""
+    conn = open_readonly(db_path)
     conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
     conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
     # Heap limits are process-wide and the pragma only ever lowers them; they must run before the
@@ -143,19 +179,20 @@ def open_read_only(db_path: PathLike) -> tuple[sqlite3.Connection, _Deadline]:
 
 
 # Per process: opening a database costs more than most queries. The key includes the file's identity and
-# modification time, so a database rewritten at the same path gets a fresh connection.
+# modification time, so a database rewritten at the same path gets a fresh connection, and whether a -wal file
+# holds changes, so a WAL database that a writer starts changing is opened anew the right way (`open_readonly`).
 _CONNECTIONS: dict[tuple, tuple[sqlite3.Connection, _Deadline]] = {}
 _MAX_CONNECTIONS = 256  # Spider has ~200 databases; beyond this the oldest connections are closed
 
 
 def _connection(db_path: PathLike) -> tuple[sqlite3.Connection, _Deadline]:
     stat = os.stat(db_path)  # raises FileNotFoundError for a missing file
-    key = (str(db_path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    key = (str(db_path), stat.st_ino, stat.st_size, stat.st_mtime_ns, _wal_pending(db_path))
     if key not in _CONNECTIONS:
         if len(_CONNECTIONS) >= _MAX_CONNECTIONS:
             oldest = next(iter(_CONNECTIONS))
             _CONNECTIONS.pop(oldest)[0].close()
-        _CONNECTIONS[key] = open_read_only(db_path)
+        _CONNECTIONS[key] = open_sandboxed(db_path)
     return _CONNECTIONS[key]
 
 
@@ -176,7 +213,7 @@ def execute_sql(db_path: PathLike, sql: str, timeout_s: float = DEFAULT_TIMEOUT_
     except FileNotFoundError:
         return ExecutionResult(error=f"database {db_path} not found")
     except sqlite3.Error as e:
-        return ExecutionResult(error=f"cannot open database {db_path}: {e}")
+        return ExecutionResult(error=f"cannot open database: {e}")  # the error names the file
     deadline.at = start + timeout_s
     cursor = conn.cursor()
     try:

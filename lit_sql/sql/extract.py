@@ -3,7 +3,7 @@
 The rule: the answer is the LAST query the model wrote, because models that reason write their final query
 last. That is the last fenced block that holds SQL (```sql, ```sqlite or an unlabelled fence) if there is
 one; otherwise the last query that starts a line or follows a label ("SQL:", "Answer:", "...is:"). The query
-runs to its first semicolon outside literals and comments, or, without one, to where prose resumes (a blank
+runs to the end of its statement (`lexer.statement_ends`), or, without one, to where prose resumes (a blank
 line, or a line that reads as a sentence). Returns "" when nothing looks like SQL, never a guess from prose.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from lit_sql.sql.lexer import first_semicolon
+from lit_sql.sql.lexer import statement_ends
 
 _FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n`]*\n?(.*?)(?:```|\Z)", re.DOTALL)
 _SQL_FENCE_LANGUAGES = {"", "sql", "sqlite", "mysql", "postgresql", "postgres", "tsql", "plsql"}
@@ -68,7 +68,7 @@ def _unlabelled(text: str) -> str:
 
 def _cut(text: str) -> tuple[str, int]:
     """The query at the start of `text` and how many characters of `text` it spans."""
-    end = first_semicolon(text)
+    end = next(statement_ends(text), -1)
     if end >= 0:
         return text[:end].strip(), end + 1
     # No semicolon: stop at a blank line, or at the first line that reads as prose.

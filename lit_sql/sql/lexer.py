@@ -1,8 +1,11 @@
-"""The little lexing that extraction, database building and the ORDER BY check share: where SQL statements end
-and which characters sit inside string literals, quoted identifiers or comments."""
+"""The little lexing that extraction, schemas, database building and the ORDER BY check share: where SQL
+statements end (the one statement splitter) and which characters sit inside string literals, quoted identifiers
+or comments."""
 
 from __future__ import annotations
 
+import re
+import sqlite3
 from typing import Iterator
 
 _QUOTES = {"'": "'", '"': '"', "`": "`", "[": "]"}
@@ -41,19 +44,35 @@ def mask_literals(sql: str, fill: str = " ") -> str:
     return "".join(sql[a:b] if code else fill * (b - a) for a, b, code in code_spans(sql))
 
 
-def split_statements(sql: str) -> list[str]:
-    """The statements of a script, split at semicolons outside literals and comments, stripped, empty ones
-    dropped (the last statement need not end with a semicolon)."""
-    masked = mask_literals(sql, fill="x")
-    statements, start = [], 0
-    for i, ch in enumerate(masked):
-        if ch == ";":
-            statements.append(sql[start:i])
+def statement_ends(sql: str) -> Iterator[int]:
+    """The index of each semicolon that ends a statement of `sql`: one outside literals, quoted names and comments,
+    and not inside the body of a CREATE TRIGGER (BEGIN ... END holds semicolons of its own; SQLite's own
+    `complete_statement` tells when the statement so far is whole)."""
+    masked, start = mask_literals(sql, fill="x"), 0
+    i = masked.find(";")
+    while i >= 0:
+        if sqlite3.complete_statement(sql[start:i + 1]):
+            yield i
             start = i + 1
+        i = masked.find(";", i + 1)
+
+
+def split_statements(sql: str) -> list[str]:
+    """The statements of a script, without their semicolons, stripped (see `statement_ends`). The last one need
+    not end with a semicolon; pieces with nothing but spaces and comments are dropped."""
+    statements, start = [], 0
+    for end in statement_ends(sql):
+        statements.append(sql[start:end])
+        start = end + 1
     statements.append(sql[start:])
-    return [s.strip() for s in statements if s.strip()]
+    return [s.strip() for s in statements if _has_code(s)]
 
 
-def first_semicolon(sql: str) -> int:
-    """Index of the first semicolon outside literals and comments, or -1."""
-    return mask_literals(sql, fill="x").find(";")
+def _has_code(sql: str) -> bool:
+    """Whether `sql` holds more than spaces and comments (a literal or a quoted name counts)."""
+    return any(not sql[a:b].isspace() if code else sql[a] in _QUOTES for a, b, code in code_spans(sql))
+
+
+def squeeze_spaces(sql: str) -> str:
+    """`sql` with each run of whitespace outside literals, quoted names and comments made one space."""
+    return "".join(re.sub(r"\s+", " ", sql[a:b]) if code else sql[a:b] for a, b, code in code_spans(sql))

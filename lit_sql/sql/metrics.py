@@ -1,5 +1,5 @@
 """Text-level metrics on SQL: does it parse, exact match after normalisation, BLEU and ROUGE-L on SQL tokens,
-and the Spider hardness of a query."""
+and the difficulty of a query (Spider's hardness levels: the one labeller every dataset and report uses)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from typing import Optional
 import sqlglot
 from sqlglot import exp
 
-HARDNESS_LEVELS = ("easy", "medium", "hard", "extra")
+from lit_sql.sql.lexer import split_statements
+
+DIFFICULTY_LEVELS = ("easy", "medium", "hard", "extra")
 _SIMPLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TOKEN = re.compile(r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|`[^`]*`?|\[[^\]]*\]?|\d+(?:\.\d*)?(?:e[-+]?\d+)?|\w+"
                     r"|<=|>=|<>|!=|==|\|\||[^\w\s]", re.IGNORECASE)
@@ -21,11 +23,13 @@ _TOKEN = re.compile(r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|`[^`]*`?|\[[^\]]*\]?|
 @lru_cache(maxsize=65_536)
 def _parse(sql: str) -> Optional[exp.Expression]:
     """The one statement in `sql` as a sqlglot tree, or None (unparseable, empty or several statements)."""
+    statements = split_statements(sql)
+    if len(statements) != 1:
+        return None
     try:
-        trees = [t for t in sqlglot.parse(sql, read="sqlite") if t is not None]
+        return sqlglot.parse_one(statements[0], read="sqlite")
     except Exception:  # sqlglot raises ParseError, TokenError and, on odd input, others
         return None
-    return trees[0] if len(trees) == 1 else None
 
 
 def parses(sql: str) -> bool:
@@ -109,58 +113,62 @@ def rouge_l(pred: str, gold: str) -> float:
 
 
 # -------------------------------------------------------------------------------------------------------
-# Spider hardness
+# Difficulty (Spider's hardness levels)
 # -------------------------------------------------------------------------------------------------------
-def spider_hardness(sql: str) -> str:
-    """"easy", "medium", "hard" or "extra" by the rules the Spider benchmark published, counted on sqlglot's
-    tree; "unknown" when the query does not parse.
+def sql_difficulty(sql: str) -> Optional[str]:
+    """"easy", "medium", "hard" or "extra": the level the official Spider evaluation (evaluation.py,
+    `eval_hardness`) gives a query, counted on sqlglot's tree; None when `sql` is not one query that parses.
 
-    Three counts on the outermost query (the left-most one of a set operation):
-    - components: WHERE, GROUP BY, ORDER BY, LIMIT present, one per joined table, one per OR and per LIKE
-      in the join, WHERE and HAVING conditions;
-    - nesting: one per set operation (UNION/INTERSECT/EXCEPT), per subquery directly inside the query (in
-      FROM, WHERE, HAVING or the select list) and per common table expression;
-    - others: more than one aggregate, more than one selected column, more than one WHERE condition, more
-      than one GROUP BY column (each adds one).
+    Everything is counted on the outermost query (of a set operation, the left-most one; ORDER BY and LIMIT
+    after a set operation are not its own: Spider's parser gives them to the query on the right):
+    - components: WHERE, GROUP BY, ORDER BY and LIMIT present; one per joined table; one per OR and one per
+      LIKE (ILIKE too) in the join, WHERE and HAVING conditions.
+    - nested: one for a set operation (UNION, INTERSECT, EXCEPT; a chain of them counts once), one per
+      subquery used as a value (in a condition; in the select list, which Spider's grammar lacks). A subquery
+      in FROM is a table there, not a nested query, and so is a common table expression.
+    - others, one each for: more than one aggregate, more than one selected column, more than one WHERE
+      condition, more than one GROUP BY column. Aggregates are counted as evaluation.py counts them: calls in
+      the select list, GROUP BY and ORDER BY; in WHERE and HAVING its check reads a condition's NOT flag where
+      the aggregate was meant (and, in HAVING, counts each AND/OR between conditions too). We count the same,
+      so that a level here is the level published results are broken down by: `SELECT count(*) FROM t WHERE
+      id NOT IN (...)` has two "aggregates".
+    Levels: easy if components <= 1, no others, nothing nested; medium if nothing nested and (others <= 2 and
+    components <= 1, or components <= 2 and others < 2); hard if nothing nested and (others > 2 and components
+    <= 2, or 2 < components <= 3 and others <= 2), or if components <= 1, no others, one nested; else extra.
     """
-    tree = _parse((sql or "").strip().rstrip(";"))
-    if tree is None:
-        return "unknown"
-    ctes = _arg(tree, "with")
-    nesting = len(ctes.expressions) if ctes is not None else 0
-    query, outer = tree, tree
+    query = _parse((sql or "").strip())
+    while isinstance(query, exp.Subquery):
+        query = query.this
+    nested = int(isinstance(query, exp.SetOperation))
     while isinstance(query, (exp.SetOperation, exp.Subquery)):
-        nesting += isinstance(query, exp.SetOperation)
         query = query.this
     if not isinstance(query, exp.Select):
-        return "unknown"  # not a query (an INSERT, a PRAGMA...)
+        return None  # unparseable, or not a query (an INSERT, a PRAGMA...)
 
     where, having, group = _arg(query, "where"), _arg(query, "having"), _arg(query, "group")
     joins = _arg(query, "joins") or []
-    # ORDER BY and LIMIT after a set operation belong to the whole query: count them as the outer query's.
-    order = _arg(query, "order") or _arg(outer, "order")
-    limit = _arg(query, "limit") or _arg(outer, "limit")
-    conditions = [c for c in (where, having, *(j.args.get("on") for j in joins)) if c is not None]
+    conditions = [c for c in (*(j.args.get("on") for j in joins), where, having) if c is not None]
+    components = sum(_arg(query, k) is not None for k in ("where", "group", "order", "limit")) + len(joins)
+    components += sum(len(_own_nodes(c, (exp.Or, exp.Like, exp.ILike))) for c in conditions)
 
-    components = sum(x is not None for x in (where, group, order, limit)) + len(joins)
-    components += sum(len(_own_nodes(c, exp.Or)) + len(_own_nodes(c, (exp.Like, exp.ILike))) for c in conditions)
+    nested += sum(1 for node in query.find_all(exp.Select, exp.SetOperation)
+                  if node is not query and _owner(node) is query and not _is_table(node, query))
 
-    # Queries directly inside this one; common table expressions were counted above, whatever owns them.
-    nesting += sum(1 for node in query.find_all(exp.Select, exp.SetOperation)
-                   if node is not query and _owner(node) is query and node.find_ancestor(exp.CTE) is None)
-
+    where_conditions = _predicates(where.this) if where is not None else []
+    having_conditions = _predicates(having.this) if having is not None else []
     aggregates = sum(len(_own_nodes(part, exp.AggFunc))
-                     for part in (*query.expressions, where, group, order, having) if part is not None)
-    where_conditions = len(_predicates(where.this)) if where is not None else 0
+                     for part in (*query.expressions, group, _arg(query, "order")) if part is not None)
+    aggregates += sum(map(_negated, where_conditions + having_conditions))  # evaluation.py's reading, see above
+    aggregates += max(0, len(having_conditions) - 1)
     group_columns = len(group.expressions) if group is not None else 0
-    others = sum((aggregates > 1, len(query.expressions) > 1, where_conditions > 1, group_columns > 1))
+    others = (aggregates > 1) + (len(query.expressions) > 1) + (len(where_conditions) > 1) + (group_columns > 1)
 
-    if components <= 1 and others == 0 and nesting == 0:
+    if components <= 1 and others == 0 and nested == 0:
         return "easy"
-    if nesting == 0 and ((others <= 2 and components <= 1) or (components <= 2 and others < 2)):
+    if nested == 0 and ((others <= 2 and components <= 1) or (components <= 2 and others < 2)):
         return "medium"
-    if ((nesting == 0 and ((others > 2 and components <= 2) or (2 < components <= 3 and others <= 2)))
-            or (components <= 1 and others == 0 and nesting <= 1)):
+    if ((nested == 0 and ((others > 2 and components <= 2) or (2 < components <= 3 and others <= 2)))
+            or (components <= 1 and others == 0 and nested <= 1)):
         return "hard"
     return "extra"
 
@@ -178,22 +186,37 @@ def _owner(node: exp.Expression) -> Optional[exp.Expression]:
     return parent
 
 
+def _is_table(node: exp.Expression, query: exp.Select) -> bool:
+    """Whether the subquery `node` of `query` is a table of it: in FROM, joined, or a common table expression."""
+    child, parent = node, node.parent
+    while parent is not None and parent is not query:
+        if isinstance(parent, (exp.From, exp.With, exp.CTE)) or (isinstance(parent, exp.Join) and child is parent.this):
+            return True
+        child, parent = parent, parent.parent
+    return False
+
+
 def _own_nodes(root: exp.Expression, kind) -> list[exp.Expression]:
-    """Nodes of `kind` under `root` that are not inside a subquery of it."""
-    return [n for n in root.find_all(kind) if not any(isinstance(a, exp.Select) for a in _ancestors(n, root))]
+    """Nodes of `kind` under `root` (itself included) that are not inside a subquery of it."""
+    def own(node: exp.Expression) -> bool:
+        while node is not root:
+            node = node.parent
+            if isinstance(node, exp.Select):
+                return False
+        return True
 
-
-def _ancestors(node: exp.Expression, stop: exp.Expression):
-    parent = node.parent
-    while parent is not None and parent is not stop:
-        yield parent
-        parent = parent.parent
+    return [n for n in root.find_all(kind) if own(n)]
 
 
 def _predicates(condition: exp.Expression) -> list[exp.Expression]:
-    """The leaves of an AND/OR tree (parentheses looked through)."""
+    """The conditions an AND/OR tree joins (parentheses looked through)."""
     if isinstance(condition, exp.Paren):
         return _predicates(condition.this)
     if isinstance(condition, exp.Connector):  # And, Or
         return _predicates(condition.left) + _predicates(condition.right)
     return [condition]
+
+
+def _negated(condition: exp.Expression) -> bool:
+    """NOT IN, NOT BETWEEN, NOT EXISTS, IS NOT NULL, NOT (...) (a Not node) or NOT LIKE (a negated Like)."""
+    return isinstance(condition, exp.Not) or bool(condition.args.get("negate"))
