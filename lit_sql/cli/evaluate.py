@@ -36,7 +36,7 @@ def load_split(data_dir: Path, split: str, limit: Optional[int], seed: int) -> l
 
 def run_model(name: str, checkpoint_dir: Path, lora_path: Optional[Path], examples: list[dict], cfg: EvalConfig,
               precision: str, quantize: Optional[str], seed: int,
-              fast_decoding: bool = True) -> tuple[list[dict], dict]:
+              fast_decoding: bool = True, system_prompt: Optional[str] = None) -> tuple[list[dict], dict]:
     style = load_prompt_style(checkpoint_dir)
     tokenizer = Tokenizer(checkpoint_dir)
     model = load_for_inference(checkpoint_dir, precision, quantize=quantize, lora_path=lora_path,
@@ -47,7 +47,7 @@ def run_model(name: str, checkpoint_dir: Path, lora_path: Optional[Path], exampl
     seconds = time.perf_counter() - start
     records = evaluate_examples(examples, candidates, cfg)
     if cfg.fix_errors:
-        fix_errors(model, tokenizer, style, examples, records, cfg)
+        fix_errors(model, tokenizer, style, examples, records, cfg, system=system_prompt)
     summary = summarize(records, cfg.mode)
     summary.update({"model": name, "generation_seconds": round(seconds, 1),
                     "questions_per_minute": round(60 * len(examples) / max(seconds, 1e-9), 1),
@@ -120,14 +120,18 @@ def sql(
                                      default_index=Path(data_dir) / "retrieval")
     checkpoint_dir = ensure_checkpoint(checkpoint_dir)
     examples = load_split(data_dir, split, limit, seed)
+    meta_file = Path(data_dir) / "meta.json"
+    # The system prompt the data was prepared with: a --fix_errors retry continues that conversation.
+    system_prompt = json.loads(meta_file.read_text()).get("system_prompt") if meta_file.is_file() else None
     if retriever is not None:
         examples = augment_examples(retriever, examples, checkpoint_dir, data_dir, max_new_tokens)
     runs = {}
     if compare or lora_path is None:
-        runs["base"] = run_model("base", checkpoint_dir, None, examples, cfg, precision, quantize, seed, fast_decoding)
+        runs["base"] = run_model("base", checkpoint_dir, None, examples, cfg, precision, quantize, seed, fast_decoding,
+                                 system_prompt)
     if lora_path is not None:
         runs["finetuned"] = run_model("finetuned", checkpoint_dir, lora_path, examples, cfg, precision, quantize, seed,
-                                       fast_decoding)
+                                       fast_decoding, system_prompt)
     out_dir = Path(out_dir or Path("out/eval") / (Path(lora_path).name if lora_path else checkpoint_dir.name))
     title = f"Execution accuracy on {data_dir}/{split}.pt"
     if retriever is not None:
