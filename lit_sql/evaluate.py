@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -185,8 +186,9 @@ def _jsonable(v):
 
 def fix_errors(model, tokenizer, style, examples, records, cfg: EvalConfig, system: Optional[str] = None) -> int:
     """Give each failing prediction's SQLite error back to the model once, as the next turn of the conversation
-    it answered; returns how many were retried (a prediction with no SQL at all is not). `system`: the system
-    prompt the questions were asked with (the prepared data's meta.json `system_prompt`; None: the default)."""
+    it answered; returns how many were retried (a prediction with no SQL at all is not, nor one whose repair
+    prompt leaves no room for `max_new_tokens` in the model's context). `system`: the system prompt the questions
+    were asked with (the prepared data's meta.json `system_prompt`; None: the default)."""
     failing = [i for i, r in enumerate(records) if not r["executes"] and r["prediction"]]
     if not failing:
         return 0
@@ -199,6 +201,16 @@ def fix_errors(model, tokenizer, style, examples, records, cfg: EvalConfig, syst
         first = build_user_message(ex["question"], ex["schema"], ex.get("evidence"), shots)
         prompts.append(style.apply(f"That query failed in SQLite with: {r['pred_error']}\nWrite a corrected query.",
                                    system=system or DEFAULT_SQL_SYSTEM_PROMPT, history=[(first, r["prediction"])]))
+    # The repair turn makes a prompt longer than the question's: one that no longer fits keeps its first answer
+    # instead of stopping the whole evaluation.
+    room = model.config.block_size - cfg.max_new_tokens
+    fits = [len(tokenizer.encode(p)) <= room for p in prompts]
+    if not all(fits):
+        print(f"fix_errors: {fits.count(False)} repair prompts do not fit the model's context with --max_new_tokens "
+              f"{cfg.max_new_tokens}; their first answers stand", file=sys.stderr)
+        failing, prompts = [i for i, ok in zip(failing, fits) if ok], [p for p, ok in zip(prompts, fits) if ok]
+        if not failing:
+            return 0
     greedy = EvalConfig(**{**asdict(cfg), "num_samples": 1})
     retried = generate_sql(model, tokenizer, style, prompts, greedy, desc="fixing errors")
     new = evaluate_examples([examples[i] for i in failing], retried, greedy)
