@@ -108,6 +108,13 @@ def checkpoint(tmp_path_factory) -> Path:
     return make_tiny_checkpoint(tmp_path_factory.mktemp("eval_checkpoint"), block_size=1024)
 
 
+@pytest.fixture(scope="module")
+def model(checkpoint):
+    from lit_sql.checkpoint import load_model
+
+    return load_model(checkpoint).eval()
+
+
 class ScriptedDecoder:
     """Stands in for `generate_batch`: answers each prompt with the SQL `script` gives its question, as token ids.
 
@@ -157,10 +164,8 @@ def test_each_question_gets_its_own_samples_in_order_and_sampling_is_on(checkpoi
     assert [call["sampling"] for call in decoder.calls] == [asdict(SamplingConfig())]  # one sample: greedy
 
 
-def test_the_real_model_samples_different_candidates_reproducibly(checkpoint, monkeypatch):
-    from lit_sql.checkpoint import load_model
-
-    model, tokenizer, style = load_model(checkpoint).eval(), Tokenizer(checkpoint), load_prompt_style(checkpoint)
+def test_the_real_model_samples_different_candidates_reproducibly(checkpoint, model, monkeypatch):
+    tokenizer, style = Tokenizer(checkpoint), load_prompt_style(checkpoint)
     rows = []  # what the model decoded, before SQL extraction (a random model writes no SQL)
 
     def recording(*args, **kwargs):
@@ -180,7 +185,8 @@ def test_the_real_model_samples_different_candidates_reproducibly(checkpoint, mo
 
 
 # ---- fixing errors ------------------------------------------------------------------------------------------------
-def test_a_failing_query_gets_a_second_turn_with_the_sqlite_error_and_the_repair_is_scored(checkpoint, monkeypatch):
+def test_a_failing_query_gets_a_second_turn_with_the_sqlite_error_and_the_repair_is_scored(checkpoint, model,
+                                                                                           monkeypatch):
     style, tokenizer = load_prompt_style(checkpoint), Tokenizer(checkpoint)
     wrong_column = "SELECT count(*) FROM teacher WHERE cty = 'Lyon'"
     typo = "SELECT avg(agee) FROM teacher"
@@ -198,7 +204,7 @@ def test_a_failing_query_gets_a_second_turn_with_the_sqlite_error_and_the_repair
     before = [dict(r) for r in records]
     decoder.calls.clear()
 
-    assert fix_errors(None, tokenizer, style, examples, records, cfg, system=SYSTEM) == 2
+    assert fix_errors(model, tokenizer, style, examples, records, cfg, system=SYSTEM) == 2
     (call,) = decoder.calls
     assert call["sampling"] == asdict(SamplingConfig())  # the repair is greedy
     errors = {wrong_column: "OperationalError: no such column: cty", typo: "OperationalError: no such column: agee"}
@@ -217,7 +223,7 @@ def test_a_failing_query_gets_a_second_turn_with_the_sqlite_error_and_the_repair
     assert summarize(records, "testsuite")["execution_accuracy"] == 50.0
 
 
-def test_repair_prompts_are_greedy_even_when_the_first_pass_sampled(checkpoint, monkeypatch):
+def test_repair_prompts_are_greedy_even_when_the_first_pass_sampled(checkpoint, model, monkeypatch):
     style, tokenizer = load_prompt_style(checkpoint), Tokenizer(checkpoint)
     failing = "SELECT nme FROM teacher"
     decoder = ScriptedDecoder(checkpoint, {NAMES[0]: {"samples": [failing] * 3, "repair": NAMES[1]}})
@@ -226,9 +232,38 @@ def test_repair_prompts_are_greedy_even_when_the_first_pass_sampled(checkpoint, 
     cfg = EvalConfig(num_samples=3, temperature=0.9, workers=1)
     records = evaluate_examples(examples, generate_sql(None, tokenizer, style, [examples[0]["prompt"]], cfg), cfg)
     assert (records[0]["votes"], records[0]["pred_error"]) == (0, sqlite_result(failing))
-    assert fix_errors(None, tokenizer, style, examples, records, cfg, system=SYSTEM) == 1
+    assert fix_errors(model, tokenizer, style, examples, records, cfg, system=SYSTEM) == 1
     assert [(len(c["prompts"]), c["sampling"]) for c in decoder.calls[1:]] == [(1, asdict(SamplingConfig()))]
     assert records[0]["match"] and records[0]["fixed_from"] == failing and records[0]["candidates"] is None
+
+
+def test_a_repair_prompt_too_long_for_the_context_keeps_the_first_answer(checkpoint, model, tmp_path, monkeypatch,
+                                                                         capsys):
+    """A repair turn lengthens the prompt: where it no longer fits, the first answer stands; the evaluation goes on
+    and the repairs that fit are still asked."""
+    from lit_sql.checkpoint import load_model
+
+    style, tokenizer = load_prompt_style(checkpoint), Tokenizer(checkpoint)
+    short, long = "SELECT x FROM teacher", "SELECT name, age, city, title, teacher_id, course_id FROM teacher"
+    script = {LYON[0]: {"samples": [short], "repair": LYON[1]}, NAMES[0]: {"samples": [long], "repair": NAMES[1]}}
+    decoder = ScriptedDecoder(checkpoint, script)
+    monkeypatch.setattr(evaluate, "generate_batch", decoder)
+    examples = [example(*LYON, style), example(*NAMES, style)]
+    cfg = EvalConfig(workers=1, max_new_tokens=8)
+    first = evaluate_examples(examples, generate_sql(None, tokenizer, style, [e["prompt"] for e in examples], cfg), cfg)
+    assert fix_errors(model, tokenizer, style, examples, [dict(r) for r in first], cfg) == 2  # room for both here
+    lengths = sorted(len(tokenizer.encode(p)) for p in decoder.calls[-1]["prompts"])
+    assert lengths[0] < lengths[1]
+    # A context that holds the shorter repair prompt and its answer, not the longer one: the real model decodes.
+    small = make_tiny_checkpoint(tmp_path / "small", block_size=lengths[0] + cfg.max_new_tokens)
+    monkeypatch.setattr(evaluate, "generate_batch", generate_batch)
+    records = [dict(r) for r in first]
+    capsys.readouterr()
+    assert fix_errors(load_model(small).eval(), tokenizer, style, examples, records, cfg) == 1
+    assert records[1] == first[1]  # the long one: its first answer stands
+    assert records[0]["fixed_from"] == short  # the short one was asked again (a random model answers nothing)
+    assert "fix_errors: 1 repair prompts do not fit the model's context with --max_new_tokens 8" in \
+        capsys.readouterr().err
 
 
 # ---- eval/sql.py end to end ---------------------------------------------------------------------------------------
