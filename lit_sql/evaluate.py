@@ -3,7 +3,8 @@ databases, compare the results, and report.
 
 Generation is batched (left-padded prompts decoded together). `num_samples > 1` samples several candidates
 per question and keeps the one whose result most candidates agree on (execution-guided voting, skipping
-candidates that fail). `fix_errors` shows the model its SQLite error once and asks for a corrected query.
+candidates that fail; a tie goes to the result the earliest candidate gave). `fix_errors` shows the model its
+SQLite error once and asks for a corrected query.
 """
 
 from __future__ import annotations
@@ -197,7 +198,8 @@ def evaluate_examples(examples: Sequence[dict], candidates: Sequence[Sequence[st
     records = []
     for i, (ex, cands) in enumerate(zip(examples, candidates)):
         first_db = dbs[i][0]
-        # Voting on the first database's results; failures never win.
+        # Voting on the first database's results; failures never win. most_common lists equal counts in the
+        # order first seen, so a tie goes to the earliest candidate's result.
         keys = [result_key(pred[i, first_db, c]) for c in range(len(cands))]
         votes = Counter(k for k in keys if k is not None)
         chosen = keys.index(votes.most_common(1)[0][0]) if votes else 0
@@ -227,9 +229,12 @@ def _jsonable(v):
     return v if isinstance(v, (int, float, str)) or v is None else repr(v)
 
 
-def fix_errors(model, tokenizer, style, examples, records, cfg: EvalConfig, system_prompt: Optional[str] = None) -> int:
-    """Give each failing prediction's SQLite error back to the model once, in a conversation under
-    `system_prompt` (the run's; default: the default one); returns how many were retried."""
+def fix_errors(model, tokenizer, style, examples, records, cfg: EvalConfig,
+               system_prompt: Optional[str] = None) -> int:
+    """Give each failing prediction's SQLite error back to the model once, as the next turn of the conversation
+    it answered; returns how many were retried (a prediction with no SQL at all is not, nor one whose repair
+    prompt leaves no room for `max_new_tokens` in the model's context). `system_prompt`: the system prompt the
+    questions were asked with (the run's recipe; None: the default)."""
     failing = [i for i, r in enumerate(records) if not r["executes"] and r["prediction"]]
     if not failing:
         return 0
@@ -241,8 +246,17 @@ def fix_errors(model, tokenizer, style, examples, records, cfg: EvalConfig, syst
         shots = [(s["question"], s["sql"]) for s in ex.get("few_shot") or []]
         first = build_user_message(ex["question"], ex["schema"], ex.get("evidence"), shots)
         prompts.append(style.apply(f"That query failed in SQLite with: {r['pred_error']}\nWrite a corrected query.",
-                                   system=system_prompt or DEFAULT_SQL_SYSTEM_PROMPT,
-                                   history=[(first, r["prediction"])]))
+                                   system=system_prompt or DEFAULT_SQL_SYSTEM_PROMPT, history=[(first, r["prediction"])]))
+    # The repair turn makes a prompt longer than the question's: one that no longer fits keeps its first answer
+    # instead of stopping the whole evaluation.
+    room = model.config.block_size - cfg.max_new_tokens
+    fits = [len(tokenizer.encode(p)) <= room for p in prompts]
+    if not all(fits):
+        print(f"fix_errors: {fits.count(False)} repair prompts do not fit the model's context with --max_new_tokens "
+              f"{cfg.max_new_tokens}; their first answers stand", file=sys.stderr)
+        failing, prompts = [i for i, ok in zip(failing, fits) if ok], [p for p, ok in zip(prompts, fits) if ok]
+        if not failing:
+            return 0
     greedy = EvalConfig(**{**asdict(cfg), "num_samples": 1})
     retried = generate_sql(model, tokenizer, style, prompts, greedy, desc="fixing errors",
                            schemas=schemas_of([examples[i] for i in failing]))

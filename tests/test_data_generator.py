@@ -11,7 +11,7 @@ def test_default_size_every_query_runs_and_levels(tmp_path):
     examples = generate_dataset(tmp_path, seed=42)
     assert len(examples) == 5000
     db_ids = {e.db_id for e in examples}
-    assert len(db_ids) >= 50
+    assert Counter(e.db_id for e in examples) == {d: 100 for d in db_ids} and len(db_ids) == 50  # the defaults
     levels = Counter(e.difficulty for e in examples)
     assert set(levels) == set(DIFFICULTY_LEVELS)
     assert len({(e.db_id, e.question) for e in examples}) == 5000

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from lit_sql.data.prepare import IGNORE_INDEX, parse_mix, prepare
+from lit_sql.data.schema import render_schema
 from lit_sql.errors import LitSQLError
 from lit_sql.sql.metrics import DIFFICULTY_LEVELS
 from lit_sql.tokenizer import Tokenizer
@@ -58,8 +59,12 @@ def test_spider_layout_rejects_and_database_split(checkpoint, tmp_path):
     assert reasons == ["SQL does not execute on school", "SQL does not parse", "missing field 'question'",
                        "unknown database 'airport' (no database/airport/airport.sqlite under "
                        f"{FIXTURES / 'spider'})"]
-    assert meta["counts"] == {"train": 3, "test": 4, "rejected": 4, "duplicates": 1, "shortened": 0} or \
-           meta["counts"] == {"train": 4, "test": 3, "rejected": 4, "duplicates": 1, "shortened": 0}
+    # Whole databases go to test until 30% of the 7 valid examples are covered: one database does it.
+    valid = {"school": 4, "shop": 3}  # the fixture's rows that parse, execute and are not duplicates
+    (test_db,) = {r["db_id"] for r in test}
+    assert test_db == "shop"  # the database seed 42 draws first
+    assert meta["counts"] == {"train": 7 - valid[test_db], "test": valid[test_db], "rejected": 4, "duplicates": 1,
+                              "shortened": 0}
     assert not {r["db_id"] for r in train} & {r["db_id"] for r in test}  # no test database seen in training
     for r in train + test:
         assert Path(r["db_path"]).is_absolute() and Path(r["db_path"]).is_file()
@@ -131,9 +136,17 @@ def test_too_long_is_shortened_then_rejected(checkpoint, tmp_path):
     out = prepare(dataset="spider", data_path=FIXTURES / "spider", checkpoint_dir=checkpoint, out_dir=tmp_path,
                   max_seq_length=310, test_split_fraction=0.0, sample_rows=3)
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["counts"]["shortened"] > 0 and meta["rejects_by_reason"].get("too long", 0) > 0
     train = torch.load(out / "train.pt", weights_only=False)
     assert all(len(r["input_ids"]) <= 310 and r["input_ids"][-1] == 2 for r in train)
+    # Every schema with 3 sample rows is too long at 310 tokens: each kept example had its schema shortened
+    # (rows first); the two JOIN questions, with the longest SQL, did not fit even so.
+    whole = {r["db_path"]: render_schema(r["db_path"], sample_rows=3) for r in train}
+    assert all(r["schema"] != whole[r["db_path"]] and "INSERT INTO" not in r["schema"] for r in train)
+    assert meta["counts"]["shortened"] == len(train) == 5
+    rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
+    too_long = sorted(r["question"] for r in rejects if r["reason"].startswith("too long"))
+    assert too_long == ["What is the total amount spent by Omar Rossi?", "Which courses does Ana Silva teach?"]
+    assert meta["rejects_by_reason"]["too long"] == 2 and len(train) + len(too_long) == 7  # the 7 valid rows
 
 
 def test_strict_and_bad_flags(checkpoint, tmp_path):

@@ -103,7 +103,9 @@ def test_random_weights_are_not_taken_for_compressed_ones():
     assert not any(isinstance(m, CompressedLinear) for m in fast.modules())
     # One weight off the grid by one bit is enough to keep a matrix in float32.
     w = on_gguf_grid(tiny_model()).blocks[0].mlp.down_proj.weight.detach().clone()
-    assert CompressedLinear.try_from(w) is not None
+    on_grid = CompressedLinear.try_from(w)
+    assert on_grid.kind == "q4"
+    torch.testing.assert_close(on_grid.dequantize(), w, atol=0, rtol=0)  # kept bit for bit
     w[3, 5] = torch.nextafter(w[3, 5], torch.tensor(1.0))
     assert CompressedLinear.try_from(w) is None
 

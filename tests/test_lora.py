@@ -29,7 +29,7 @@ def test_fresh_adapter_is_identity_and_only_lora_trains():
     with torch.no_grad():
         assert torch.equal(model(idx), before)  # B starts at zero
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert trainable and all("lora_" in n for n in trainable)
+    assert trainable == {f"{name}.lora_{ab}" for name in wrapped for ab in "AB"}  # A and B of each, nothing else
 
 
 def test_merge_matches_unmerged_forward():

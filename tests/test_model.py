@@ -160,7 +160,9 @@ def test_frozen_bf16_linear_matches_a_float32_accumulating_gemm(monkeypatch, has
     assert "_Float32Matmul" not in type(layer(x[:, :20]).grad_fn).__name__  # 60 rows: not worth converting
     layer.weight.requires_grad_(True)  # trainable weights keep the plain path, which computes their gradient
     layer(x).sum().backward()
-    assert layer.weight.grad is not None
+    # d sum(x W^T) / dW: every row of the gradient is the sum of the 600 input rows
+    expected = x.detach().double().reshape(-1, 64).sum(0).expand(48, 64).to(torch.bfloat16)
+    torch.testing.assert_close(layer.weight.grad, expected, atol=1e-5, rtol=2 ** -7)
 
 
 @pytest.mark.parametrize("has_amx", [False, True])

@@ -113,7 +113,9 @@ def test_stop_tokens(tiny_checkpoint_dir):
     tokenizer = Tokenizer(tiny_checkpoint_dir)
     assert PromptStyle.from_name("chatml").stop_tokens(tokenizer) == [[tokenizer.eos_id]]
     alpaca_stops = PromptStyle.from_name("alpaca").stop_tokens(tokenizer)
-    assert [tokenizer.eos_id] in alpaca_stops and any(len(s) > 1 for s in alpaca_stops)
+    # the EOS, then alpaca's next "### Instruction:" header, several tokens long (no special token of its own)
+    header = tokenizer.encode("### Instruction:", bos=False)
+    assert alpaca_stops == [[tokenizer.eos_id], header] and len(header) > 1
 
 
 def test_unknown_style_suggests():

@@ -12,6 +12,11 @@ from tests.test_model import LLAMA3_STYLE, random_model
 
 pytest.importorskip("bitsandbytes")
 
+# The widest gap between two neighbouring code values (fractions of the block maximum) of the 4-bit formats:
+# NF4 (QLoRA paper) between -1 and -0.6961928, bitsandbytes' FP4 (2 exponent bits, 1 mantissa bit) between 2/3
+# and 1.
+WIDEST_GAP = {"nf4": 1 - 0.6961928009986877, "fp4": 1 - 2 / 3}
+
 
 @pytest.mark.parametrize("mode", QUANTIZE_MODES)
 def test_forward_and_backward_use_the_dequantized_weight(mode):
@@ -20,8 +25,17 @@ def test_forward_and_backward_use_the_dequantized_weight(mode):
     layer = QuantizedLinear(weight, mode, compute_dtype=torch.float32)
     dense = layer.dequantize(torch.float32)
     assert dense.shape == weight.shape
-    assert (dense - weight).abs().mean() < 0.01 * (1 if "int8" in mode else 1)  # close to the original
-    assert layer.weight_bytes < weight.numel() * 4 / (3.5 if "int8" in mode else 6)  # and much smaller
+    # Each weight is rounded to the nearest code value of its scale: off by at most half the widest gap between
+    # two neighbouring codes, times the absolute maximum of its block of 64 (4-bit) or of its row (int8).
+    # The slack covers the scale's own rounding (float16 for int8, 8 bits with double quantization).
+    if "int8" in mode:
+        scale, half_gap = weight.abs().amax(1, keepdim=True), 0.5 / 127
+    else:
+        scale = weight.reshape(-1, 64).abs().amax(1, keepdim=True).expand(-1, 64).reshape(weight.shape)
+        half_gap = WIDEST_GAP[mode.split(".")[1].removesuffix("-dq")] / 2
+    assert ((dense - weight).abs() <= scale * (half_gap * 1.01 + 2 ** -11)).all()
+    # and much smaller: a byte per weight and a float32 scale per row (int8), half a byte per weight (4-bit)
+    assert layer.weight_bytes == (weight.numel() + 4 * weight.shape[0] if "int8" in mode else weight.numel() // 2)
     x = torch.randn(3, 64, requires_grad=True)
     y = layer(x)
     assert torch.allclose(y, x @ dense.t(), atol=1e-5)

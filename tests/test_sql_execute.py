@@ -210,12 +210,13 @@ def test_databases_in_a_read_only_folder(tmp_path: Path):
 def test_result_fields_rows_cap_and_errors(db: Path, tmp_path: Path):
     r = execute_sql(db, "SELECT name, age FROM singer WHERE age > 30 ORDER BY age")
     assert r.ok and r.rows == [("Ann", 31), ("Cid", 40)] and r.columns == ["name", "age"]
-    assert not r.truncated and not r.timed_out and r.seconds >= 0
+    assert not r.truncated and not r.timed_out and 0 < r.seconds < TIMEOUT_S
     capped = execute_sql(db, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 50) "
                              "SELECT x FROM c", max_rows=10)
     assert capped.ok and capped.truncated and capped.rows == [(i,) for i in range(1, 11)]
-    assert "no such column" in execute_sql(db, "SELECT nope FROM singer").error
-    assert "not found" in execute_sql(tmp_path / "missing.sqlite", "SELECT 1").error
+    assert execute_sql(db, "SELECT nope FROM singer").error == "OperationalError: no such column: nope"
+    missing = tmp_path / "missing.sqlite"
+    assert execute_sql(missing, "SELECT 1").error == f"database {missing} not found"
     assert execute_sql(db, "  ").error == "empty query"
     assert ExecutionResult(rows=[]).ok and not ExecutionResult(error="x").ok
 
@@ -239,5 +240,6 @@ def test_parallel_execution_matches_inline_in_order(db: Path, tmp_path: Path):
     parallel = execute_many(jobs, timeout_s=5.0, num_workers=2)
     assert len(parallel) == len(jobs)
     assert [(r.rows, r.error) for r in parallel] == [(r.rows, r.error) for r in inline]
-    assert parallel[-3].error and parallel[-2].error and parallel[-1].rows == [(4,)]
+    assert parallel[-3].error == "OperationalError: no such column: nope"
+    assert parallel[-2].error == "DatabaseError: not authorized" and parallel[-1].rows == [(4,)]
     assert inline[11].rows == [("Cid",)]  # age > 31

@@ -335,7 +335,8 @@ def prepare(
     random.Random(seed).shuffle(train)  # interleave the sources of a mix
 
     # ---- prompts and tokens
-    stats: dict[str, list[int]] = {"full": [], "stored": []}
+    # prompt lengths with the whole schema and as stored; the steps each shortened schema took
+    stats: dict[str, list[int]] = {"full": [], "stored": [], "shortened": []}
     records, shortened = {}, Counter()
     for split_name, examples in (("train", train), ("test", test)):
         records[split_name], rejects = _tokenize(examples, tokenizer, style, recipe, mask_prompt, stats, shortened,
@@ -358,7 +359,7 @@ def prepare(
         "mask_prompt": mask_prompt, "split_by": split_by, "test_split_fraction": test_split_fraction, "seed": seed,
         "counts": {"train": len(records["train"]), "test": len(records["test"]), "rejected": len(all_rejects),
                    "duplicates": sum(s["duplicates"] for s in per_source.values()),
-                   "shortened": sum(shortened.values())},
+                   "shortened": len(stats["shortened"])},
         "rejects_by_reason": dict(reasons), "shortened_by_step": dict(shortened),
         "difficulty": {s: dict(Counter(r["difficulty"] for r in records[s])) for s in records},
         "prompt_tokens": length_stats(stats["stored"]),
@@ -415,6 +416,7 @@ def _tokenize(examples, tokenizer, style, recipe: PromptRecipe, mask_prompt, sta
                 continue
             p_ids = tokenizer.encode(prompt)
             shortened.update(steps)
+            stats["shortened"].append(len(steps))
         stats["stored"].append(len(p_ids))
         kept.append((ex, prompt, schema_text, p_ids, a_ids))
 
