@@ -126,7 +126,7 @@ class ScriptedDecoder:
         self.calls: list[dict] = []
 
     def __call__(self, model, prompts, max_new_tokens, pad_id, sampling=SamplingConfig(), stop_tokens=(),
-                 generator=None) -> list[list[int]]:
+                 generator=None, grounding=None) -> list[list[int]]:
         texts = [self.tokenizer.decode(list(p), skip_special_tokens=False) for p in prompts]
         call = {"prompts": texts, "sampling": asdict(sampling)}
         self.calls.append(call)
@@ -151,7 +151,7 @@ def test_each_question_gets_its_own_samples_in_order_and_sampling_is_on(checkpoi
     decoder = ScriptedDecoder(checkpoint, script)
     monkeypatch.setattr(evaluate, "generate_batch", decoder)
     prompts = [example(q, sql, style)["prompt"] for q, sql in questions]
-    cfg = EvalConfig(num_samples=3, temperature=0.8, batch_size=6)  # 2 questions of 3 samples a batch
+    cfg = EvalConfig(num_samples=3, temperature=0.8, batch_size=6, greedy_first=False)  # 2 questions a batch
     candidates = generate_sql(None, Tokenizer(checkpoint), style, prompts, cfg)
     assert candidates == [script[q]["samples"] for q, _ in questions]
     assert sorted(len(call["prompts"]) for call in decoder.calls) == [3, 6]
@@ -164,6 +164,24 @@ def test_each_question_gets_its_own_samples_in_order_and_sampling_is_on(checkpoi
     assert [call["sampling"] for call in decoder.calls] == [asdict(SamplingConfig())]  # one sample: greedy
 
 
+def test_greedy_first_makes_the_greedy_answer_the_first_candidate(checkpoint, monkeypatch):
+    """Execution-guided selection: the greedy answer, then samples; a vote without a winner keeps the greedy
+    answer when it runs (the earliest candidate)."""
+    style = load_prompt_style(checkpoint)
+    questions = [LYON, NAMES]
+    script = {q: {"samples": [f"SELECT {i}{k} FROM teacher" for k in range(3)]} for i, (q, _) in enumerate(questions)}
+    decoder = ScriptedDecoder(checkpoint, script)
+    monkeypatch.setattr(evaluate, "generate_batch", decoder)
+    prompts = [example(q, sql, style)["prompt"] for q, sql in questions]
+    candidates = generate_sql(None, Tokenizer(checkpoint), style, prompts, EvalConfig(num_samples=3, temperature=0.8))
+    # The scripted decoder gives the k-th copy of a prompt its k-th answer: greedy (alone) gets the first, the two
+    # samples the first two.
+    assert candidates == [[s["samples"][0], s["samples"][0], s["samples"][1]] for s in script.values()]
+    assert [call["sampling"] for call in decoder.calls] == [asdict(SamplingConfig()),
+                                                            asdict(SamplingConfig(temperature=0.8, top_p=0.95))]
+    assert [len(call["prompts"]) for call in decoder.calls] == [2, 4]
+
+
 def test_the_real_model_samples_different_candidates_reproducibly(checkpoint, model, monkeypatch):
     tokenizer, style = Tokenizer(checkpoint), load_prompt_style(checkpoint)
     rows = []  # what the model decoded, before SQL extraction (a random model writes no SQL)
@@ -174,7 +192,7 @@ def test_the_real_model_samples_different_candidates_reproducibly(checkpoint, mo
 
     monkeypatch.setattr(evaluate, "generate_batch", recording)
     prompts = [example(q, sql, style)["prompt"] for q, sql in (LYON, NAMES)]
-    cfg = EvalConfig(num_samples=3, temperature=1.0, max_new_tokens=8, batch_size=6)
+    cfg = EvalConfig(num_samples=3, temperature=1.0, max_new_tokens=8, batch_size=6, greedy_first=False)
     assert [len(c) for c in generate_sql(model, tokenizer, style, prompts, cfg, seed=7)] == [3, 3]
     (first,) = rows
     assert len(first) == 6 and len({tuple(t) for t in first}) == 6  # six different samples
@@ -229,7 +247,7 @@ def test_repair_prompts_are_greedy_even_when_the_first_pass_sampled(checkpoint, 
     decoder = ScriptedDecoder(checkpoint, {NAMES[0]: {"samples": [failing] * 3, "repair": NAMES[1]}})
     monkeypatch.setattr(evaluate, "generate_batch", decoder)
     examples = [example(*NAMES, style)]
-    cfg = EvalConfig(num_samples=3, temperature=0.9, workers=1)
+    cfg = EvalConfig(num_samples=3, temperature=0.9, workers=1, greedy_first=False)
     records = evaluate_examples(examples, generate_sql(None, tokenizer, style, [examples[0]["prompt"]], cfg), cfg)
     assert (records[0]["votes"], records[0]["pred_error"]) == (0, sqlite_result(failing))
     assert fix_errors(model, tokenizer, style, examples, records, cfg, system_prompt=SYSTEM) == 1
@@ -319,7 +337,7 @@ def test_eval_script_with_three_samples_reports_the_voted_answers(checkpoint, tm
                                              "SELECT avg(age) FROM teacher"]},
     }
     summary, records, calls = run_eval_script(checkpoint, tmp_path, script, "--num_samples", "3",
-                                              "--temperature", "0.9")
+                                              "--temperature", "0.9", "--greedy_first", "false")
     assert (summary["num_samples"], summary["fix_errors"], summary["n"]) == (3, False, 3)
     assert [r["candidates"] for r in records] == [s["samples"] for s in script.values()]
     # Lyon: 2 of 3 agree on the right count; names: one wrong query runs, two fail; age: three results, one
