@@ -36,10 +36,10 @@ def load_split(data_dir: Path, split: str, limit: Optional[int], seed: int) -> l
 
 def run_model(name: str, checkpoint_dir: Path, lora_path: Optional[Path], examples: list[dict], cfg: EvalConfig,
               precision: str, quantize: Optional[str], seed: int,
-              fast_decoding: bool = True) -> tuple[list[dict], dict]:
+              fast_decoding: bool = True, device: str = "cpu") -> tuple[list[dict], dict]:
     style = load_prompt_style(checkpoint_dir)
     tokenizer = Tokenizer(checkpoint_dir)
-    model = load_for_inference(checkpoint_dir, precision, quantize=quantize, lora_path=lora_path,
+    model = load_for_inference(checkpoint_dir, precision, device=device, quantize=quantize, lora_path=lora_path,
                                fast_decoding=fast_decoding)
     start = time.perf_counter()
     candidates = generate_sql(model, tokenizer, style, [prompt_of(ex, style) for ex in examples], cfg, seed,
