@@ -56,7 +56,8 @@ def environment(out: str) -> None:
             info[name] = None
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
-        info["gpu"] = f"{props.name}, {props.total_memory / 2**30:.0f} GiB, compute capability {props.major}.{props.minor}"
+        info["gpu"] = (f"{props.name}, {props.total_memory / 2**30:.0f} GiB, "
+                       f"compute capability {props.major}.{props.minor}")
         try:
             import bitsandbytes.functional as bnbf
 
@@ -147,7 +148,8 @@ def summary(out_dir: str, stages_tsv: str, env_json: str) -> None:
 
 
 if __name__ == "__main__":
-    commands = {"databases": databases, "unpack": unpack, "environment": environment, "convert": convert, "summary": summary}
+    commands = {"databases": databases, "unpack": unpack, "environment": environment, "convert": convert,
+                "summary": summary}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         raise SystemExit(__doc__)
     commands[sys.argv[1]](*sys.argv[2:])

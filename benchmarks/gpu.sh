@@ -121,8 +121,8 @@ elif [ -f .gpu/stage1/smollm2.gguf.part1 ] && [ -f .gpu/stage2/smollm2.gguf.part
         > "$WORK/convert.log" 2>&1 &
     CONVERT_PID=$!
 else
-    SMOLLM2_PROBLEM="the SmolLM2 GGUF is not all here (.gpu/stage1 from call 1: $( [ -f .gpu/stage1/smollm2.gguf.part1 ] \
-        && echo present || echo 'missing: this machine was not the one call 1 warmed')); the Spider stage cannot run"
+    part1=$([ -f .gpu/stage1/smollm2.gguf.part1 ] && echo present || echo "missing: not the machine call 1 warmed")
+    SMOLLM2_PROBLEM="the SmolLM2 GGUF is not all here (.gpu/stage1 from call 1: $part1); the Spider stage cannot run"
     echo "$SMOLLM2_PROBLEM"
 fi
 record setup "$setup_status" $((SECONDS - setup_started))
@@ -143,8 +143,9 @@ for name in $WANTED; do
     case $name in
         tests)
             if [ "$DRY" = 1 ]; then  # no GPU: collect both files, and show that a CUDA test fails here, loudly
-                stage tests 120 0 bash -c "'$PYTHON' -m pytest -m cuda tests/test_cuda.py tests/test_cuda_strategies.py \
-                    --collect-only -q -p no:cacheprovider && ! '$PYTHON' -m pytest -m cuda -q -p no:cacheprovider \
+                stage tests 120 0 bash -c "'$PYTHON' -m pytest -m cuda tests/test_cuda.py \
+                    tests/test_cuda_strategies.py --collect-only -q -p no:cacheprovider \
+                    && ! '$PYTHON' -m pytest -m cuda -q -p no:cacheprovider \
                     'tests/test_cuda.py::test_lora_forward_and_backward_match_the_cpu[32-true-0.0001]'"
             else
                 stage tests 100 240 "$PYTHON" -m pytest -m cuda tests/test_cuda.py -q -ra -p no:cacheprovider \

@@ -82,8 +82,8 @@ status=0
 for stage in "$STAGE1" "$STAGE2"; do
     bytes=$(du -sb "$stage" | cut -f1)
     total=$((bytes + tree))
-    awk -v s="$stage" -v b="$bytes" -v t="$tree" \
-        'BEGIN {printf "%s: %.1f MiB + working tree %.1f MiB = %.1f MiB of 64\n", s, b / 2^20, t / 2^20, (b + t) / 2^20}'
+    awk -v s="$stage" -v b="$bytes" -v t="$tree" 'BEGIN {
+        printf "%s: %.1f MiB + working tree %.1f MiB = %.1f MiB of 64\n", s, b / 2^20, t / 2^20, (b + t) / 2^20 }'
     if [ "$total" -ge "$LIMIT_BYTES" ]; then
         echo "error: $stage and the working tree exceed the device tool's 64 MiB" >&2
         status=1

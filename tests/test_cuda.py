@@ -19,24 +19,10 @@ from lit_sql.cli.finetune import setup
 from lit_sql.lora import LoRAConfig, inject_lora, lora_state_dict
 from lit_sql.quantize import QUANTIZE_MODES, QuantizedLinear, quantize_model
 from lit_sql.training import TrainArgs, loss_sum
-from tests.conftest import make_tiny_checkpoint, write_prepared_data
 from tests.test_model import LLAMA3_STYLE, random_model
 
-pytestmark = pytest.mark.cuda
+pytestmark = [pytest.mark.cuda, pytest.mark.usefixtures("needs_cuda")]
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
-
-
-@pytest.fixture(autouse=True)
-def needs_cuda():
-    assert torch.cuda.is_available(), ("this test needs an NVIDIA GPU and torch.cuda.is_available() is False: "
-                                       "run the default suite instead (`pytest`, which deselects -m cuda)")
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cuda")
-    checkpoint = make_tiny_checkpoint(root / "checkpoint")
-    return root, checkpoint, write_prepared_data(root / "data", checkpoint)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -143,11 +129,11 @@ def finetune(checkpoint: Path, data: Path, out: Path, **kwargs) -> Path:
                                                  ("bnb.nf4", "bf16-mixed"), ("bnb.nf4-dq", "bf16-true"),
                                                  ("bnb.fp4", "bf16-mixed"), ("bnb.fp4-dq", "bf16-true"),
                                                  ("bnb.int8-training", "bf16-mixed")])
-def test_finetune_on_cuda_learns_and_its_adapter_generates(tiny_run, quantize, precision):
+def test_finetune_on_cuda_learns_and_its_adapter_generates(tiny_training_run, quantize, precision):
     from lit_sql.cli.evaluate import run_model
     from lit_sql.evaluate import EvalConfig
 
-    root, checkpoint, data = tiny_run
+    root, checkpoint, data = tiny_training_run
     out = finetune(checkpoint, data, root / f"run-{quantize}-{precision}", quantize=quantize, precision=precision)
     summary = json.loads((out / "train_summary.json").read_text())
     val = list(summary["val_loss"].values())
@@ -165,10 +151,10 @@ def test_finetune_on_cuda_learns_and_its_adapter_generates(tiny_run, quantize, p
         assert len(records) == 4 and 0 <= result["execution_accuracy"] <= 100
 
 
-def test_resume_on_cuda_reaches_the_same_result(tiny_run, monkeypatch, capsys):
+def test_resume_on_cuda_reaches_the_same_result(tiny_training_run, monkeypatch, capsys):
     """A run that dies after its step-4 checkpoint and is resumed ends where an uninterrupted run ends (dropout on:
     the CUDA random state is restored too)."""
-    root, checkpoint, data = tiny_run
+    root, checkpoint, data = tiny_training_run
     args = dict(precision="bf16-mixed", train={"max_steps": 8, "save_interval": 2, "eval_interval": 100,
                                                "exec_eval_interval": 0})
     straight = finetune(checkpoint, data, root / "straight", **args)
@@ -200,12 +186,12 @@ def test_resume_on_cuda_reaches_the_same_result(tiny_run, monkeypatch, capsys):
 # ---------------------------------------------------------------------------------------------------------------
 # Decoding: the CPU rewrite (lit_sql.fast_inference) is for CPUs only; CUDA models decode as they are
 # ---------------------------------------------------------------------------------------------------------------
-def test_cuda_models_decode_without_the_cpu_rewrite(tiny_run):
+def test_cuda_models_decode_without_the_cpu_rewrite(tiny_training_run):
     from lit_sql.fast_inference import FastBlock, optimize_for_decoding
     from lit_sql.generation import generate_batch, load_for_inference
     from lit_sql.model import Block
 
-    _, checkpoint, _ = tiny_run
+    _, checkpoint, _ = tiny_training_run
     fast_cpu = load_for_inference(checkpoint, "32-true", device="cpu")  # fast decoding is on by default
     assert all(isinstance(b, FastBlock) for b in fast_cpu.blocks)
     gpu = load_for_inference(checkpoint, "32-true", device=CUDA.type)

@@ -13,23 +13,10 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import REPO_ROOT, make_tiny_checkpoint, write_prepared_data
+from tests.conftest import REPO_ROOT
 
-pytestmark = pytest.mark.cuda
+pytestmark = [pytest.mark.cuda, pytest.mark.usefixtures("needs_cuda")]
 ACCELERATOR = "cuda"
-
-
-@pytest.fixture(autouse=True)
-def needs_cuda():
-    assert torch.cuda.is_available(), ("this test needs an NVIDIA GPU and torch.cuda.is_available() is False: "
-                                       "run the default suite instead (`pytest`, which deselects -m cuda)")
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("strategies")
-    checkpoint = make_tiny_checkpoint(root / "checkpoint")
-    return root, checkpoint, write_prepared_data(root / "data", checkpoint)
 
 
 def finetune(root, checkpoint, data, name: str, *extra: str) -> dict[str, torch.Tensor]:
@@ -50,18 +37,18 @@ def finetune(root, checkpoint, data, name: str, *extra: str) -> dict[str, torch.
 
 
 @pytest.fixture(scope="module")
-def single(tiny_run) -> dict[str, torch.Tensor]:
-    return finetune(*tiny_run, "single")
+def single(tiny_training_run) -> dict[str, torch.Tensor]:
+    return finetune(*tiny_training_run, "single")
 
 
-def test_ddp_on_one_gpu_computes_what_a_single_device_does(tiny_run, single):
-    ddp = finetune(*tiny_run, "ddp", "--strategy", "ddp")
+def test_ddp_on_one_gpu_computes_what_a_single_device_does(tiny_training_run, single):
+    ddp = finetune(*tiny_training_run, "ddp", "--strategy", "ddp")
     assert ddp.keys() == single.keys()
     for k in single:
         torch.testing.assert_close(ddp[k], single[k], atol=1e-4, rtol=1e-3)  # one rank: the same computation
 
 
-def test_fsdp_on_one_gpu_trains(tiny_run, single):
-    fsdp = finetune(*tiny_run, "fsdp", "--strategy", "fsdp")  # (Fabric runs FSDP on GPUs only)
+def test_fsdp_on_one_gpu_trains(tiny_training_run, single):
+    fsdp = finetune(*tiny_training_run, "fsdp", "--strategy", "fsdp")  # (Fabric runs FSDP on GPUs only)
     assert fsdp.keys() == single.keys()
     assert all(fsdp[k].shape == single[k].shape and torch.isfinite(fsdp[k]).all() for k in single)
