@@ -20,8 +20,10 @@
 #     the Spider stage says why it cannot run and the others run.
 #  3. give_back() unless rerunning at once. Copy finetune_gpu.json and spider_split_gpu.json into benchmarks/results/,
 #     read them (and gpu.log) before quoting a figure, commit.
-#  A rerun of some stages on the still-warm machine (what it unpacked and converted is still there):
+#  Device time: call 1 costs the machine's start (1-2 min), call 2 at most 9 min: about 11 of the 15. What is left
+#  allows one rerun of some stages on the still-warm machine (what it unpacked and converted is still there):
 #     run(command="bash benchmarks/gpu.sh spider", carry=[".gpu/stage2"], timeout_s=300)
+#  Without call 1 (or if it fails), call 2 alone still runs every stage but the Spider one.
 # A CPU dry run of every stage, with tiny sizes (after gpu_pack.sh; ~10 minutes on 2 busy cores):
 #     GPU_DRY_RUN=1 OUT=/tmp/gpu_out bash benchmarks/gpu.sh
 # ===================================================================================================================
