@@ -131,6 +131,7 @@ def finetune(checkpoint: Path, data: Path, out: Path, **kwargs) -> Path:
                                                  ("bnb.int8-training", "bf16-mixed")])
 def test_finetune_on_cuda_learns_and_its_adapter_generates(tiny_training_run, quantize, precision):
     from lit_sql.cli.evaluate import run_model
+    from lit_sql.run import load_run
     from lit_sql.evaluate import EvalConfig
 
     root, checkpoint, data = tiny_training_run
@@ -146,8 +147,8 @@ def test_finetune_on_cuda_learns_and_its_adapter_generates(tiny_training_run, qu
     examples = torch.load(data / "test.pt", weights_only=False)[:4]
     for cfg in (EvalConfig(max_new_tokens=12, batch_size=4, workers=1),
                 EvalConfig(max_new_tokens=12, batch_size=4, workers=1, num_samples=2)):
-        records, result = run_model("tiny", checkpoint, out, examples, cfg, "bf16-true" if quantize else "32-true",
-                                    None, 1234, device=CUDA.type)
+        records, result = run_model("tiny", load_run(out), examples, cfg, "bf16-true" if quantize else "32-true",
+                                    device=CUDA.type)
         assert len(records) == 4 and 0 <= result["execution_accuracy"] <= 100
 
 
