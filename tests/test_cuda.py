@@ -131,8 +131,8 @@ def finetune(checkpoint: Path, data: Path, out: Path, **kwargs) -> Path:
                                                  ("bnb.int8-training", "bf16-mixed")])
 def test_finetune_on_cuda_learns_and_its_adapter_generates(tiny_training_run, quantize, precision):
     from lit_sql.cli.evaluate import run_model
-    from lit_sql.run import load_run
     from lit_sql.evaluate import EvalConfig
+    from lit_sql.run import load_run
 
     root, checkpoint, data = tiny_training_run
     out = finetune(checkpoint, data, root / f"run-{quantize}-{precision}", quantize=quantize, precision=precision)
