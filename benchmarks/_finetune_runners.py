@@ -43,12 +43,13 @@ def time_steps(step, batches, warmup: int) -> float:
 
 def run_lit_sql(args, batches, settings):
     from lit_sql.checkpoint import load_model
+    from lit_sql.fast_training import optimize_for_training
     from lit_sql.lora import LoRAConfig, trainable_parameters
     from lit_sql.training import loss_sum
 
     lora = LoRAConfig(r=settings["r"], alpha=settings["alpha"], dropout=settings["dropout"],
                       targets=",".join(settings["lit_sql_targets"]))
-    model = load_model(args.checkpoint_dir, lora=lora).to(args.dtype).train()
+    model = optimize_for_training(load_model(args.checkpoint_dir, lora=lora).to(args.dtype).train())
     optimizer = torch.optim.AdamW(list(trainable_parameters(model)), lr=1e-4)
 
     def step(x, y):

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from lit_sql.errors import LitSQLError
-from lit_sql.model import cpu_has_amx
+from lit_sql.fast_training import TrainingGPT, cpu_has_amx
 
 CHECKPOINT_DIR = "checkpoints"
 IGNORE_INDEX = -100
@@ -89,7 +89,7 @@ def default_precision(use_cuda: bool) -> str:
     """The training precision when none is asked for: bf16 where the hardware multiplies it much faster than
     float32 (a GPU, a CPU with AMX tiles), float32 elsewhere. Without AMX, bf16 training is slower: torch's
     bf16 GEMM runs at 1/2 (AVX512-BF16) to 1/7 (AVX2) of float32, and even with the matmuls done in float32
-    (see `lit_sql.model.Linear`) a bf16 step was measured at 88% of the float32 speed (341 against 387
+    (see `lit_sql.fast_training.Float32MatmulLinear`) a bf16 step was measured at 88% of the float32 speed (341 against 387
     tokens/s, benchmarks/results/finetune_cpu*.json), while float32 keeps the adapter's small updates exact."""
     if use_cuda:
         return "bf16-mixed"
@@ -129,7 +129,8 @@ def collate(samples: list[dict], pad_id: int = 0) -> tuple[torch.Tensor, torch.T
 def loss_sum(model: torch.nn.Module, input_ids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
     """Summed next-token cross-entropy over the labelled positions, and how many there were.
 
-    Only labelled positions go through the output head (see `GPT.forward(output_positions=...)`).
+    `model` has been through `lit_sql.fast_training.optimize_for_training`: only labelled positions go through
+    the output head, and only the tokens they depend on through the blocks (`TrainingGPT.forward`).
     """
     targets = labels[:, 1:]
     positions = torch.zeros_like(labels, dtype=torch.bool)
@@ -261,6 +262,9 @@ def fit(
 ) -> History:
     """Train until max_steps (or epochs); returns the loss and accuracy history. `exec_check(fabric, model)`
     (an `ExecutionCheck`) runs every `args.exec_eval_interval` steps and at the end."""
+    if not isinstance(getattr(model, "module", model), TrainingGPT):  # the model itself, not its Fabric wrapper
+        raise LitSQLError("fit() trains a model rewritten by lit_sql.fast_training.optimize_for_training(model): "
+                          "call it after adding LoRA and before fabric.setup_module")
     world = fabric.world_size
     accumulation = args.accumulation_steps(world)
     lengths = [len(s["input_ids"]) for s in train_data]

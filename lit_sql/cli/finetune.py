@@ -19,6 +19,7 @@ from lit_sql.checkpoint import atomic_torch_save, ensure_checkpoint, load_model
 from lit_sql.cli.generate import DEFAULT_CHECKPOINT
 from lit_sql.config import Config
 from lit_sql.errors import LitSQLError
+from lit_sql.fast_training import optimize_for_training
 from lit_sql.generation import parse_precision
 from lit_sql.lora import (ADAPTER_FILE, HYPERPARAMETERS_FILE, LoRAConfig, inject_lora, lora_state_dict,
                           read_hyperparameters, save_hyperparameters, trainable_parameters)
@@ -202,6 +203,8 @@ def make_exec_check(fabric, train: TrainArgs, test_data: list[dict], tokenizer: 
 def main(fabric, checkpoint_dir: Path, out_dir: Path, lora: LoRAConfig, train: TrainArgs, quantize: Optional[str],
          precision: str, train_data: list[dict], test_data: list[dict], meta: dict, tokenizer: Tokenizer,
          resume: Optional[Path], data_dir: Path) -> Path:
+    from lightning.fabric.strategies import FSDPStrategy
+
     fabric.seed_everything(train.seed)
     if fabric.global_rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -210,7 +213,9 @@ def main(fabric, checkpoint_dir: Path, out_dir: Path, lora: LoRAConfig, train: T
     start = time.perf_counter()
     model = load_model(checkpoint_dir, fabric.device, quantize=quantize, compute_dtype=compute_dtype_for(precision),
                        lora=lora)
-    model.activation_checkpointing = train.activation_checkpointing and fabric.world_size == 1
+    # FSDP checkpoints the blocks it wraps itself (see setup()).
+    model = optimize_for_training(model, activation_checkpointing=train.activation_checkpointing
+                                  and not isinstance(fabric.strategy, FSDPStrategy) and fabric.world_size == 1)
     n_trainable = sum(p.numel() for p in trainable_parameters(model))
     n_total = sum(p.numel() for p in model.parameters())
     fabric.print(f"LoRA r={lora.r} alpha={lora.alpha} on {', '.join(lora.module_suffixes())}: "
