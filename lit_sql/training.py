@@ -30,7 +30,14 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 @dataclass
 class TrainArgs:
-    """Optimisation settings (one source of truth: saved in hyperparameters.yaml with the adapter)."""
+    """Optimisation settings (one source of truth: saved in hyperparameters.yaml with the adapter).
+
+    Args:
+        activation_checkpointing: recompute blocks' activations in backward instead of keeping them (the same
+            gradients, one more forward of each such block). Default (null): on the CPU, blocks keep theirs
+            until a micro-batch's kept activations reach 1.5 GiB, and the later blocks recompute; on a GPU
+            none does. true: every block; false: none. Under FSDP, true checkpoints the blocks FSDP wraps.
+    """
 
     micro_batch_size: int = 4
     global_batch_size: int = 16
@@ -56,7 +63,7 @@ class TrainArgs:
     exec_eval_examples: int = 8
     save_interval: int = 100
     seed: int = 1337
-    activation_checkpointing: bool = False
+    activation_checkpointing: Optional[bool] = None  # see the docstring: null = within a memory budget on the CPU
 
     def __post_init__(self) -> None:
         if self.micro_batch_size < 1 or self.global_batch_size < self.micro_batch_size:
@@ -89,8 +96,9 @@ def default_precision(use_cuda: bool) -> str:
     """The training precision when none is asked for: bf16 where the hardware multiplies it much faster than
     float32 (a GPU, a CPU with AMX tiles), float32 elsewhere. Without AMX, bf16 training is slower: torch's
     bf16 GEMM runs at 1/2 (AVX512-BF16) to 1/7 (AVX2) of float32, and even with the matmuls done in float32
-    (see `lit_sql.fast_training.Float32MatmulLinear`) a bf16 step was measured at 88% of the float32 speed (341 against 387
-    tokens/s, benchmarks/results/finetune_cpu*.json), while float32 keeps the adapter's small updates exact."""
+    (see `lit_sql.fast_training.Float32MatmulLinear`) a bf16 step was measured at 88% of the float32 speed
+    (341 against 387 tokens/s, benchmarks/results/finetune_cpu*.json), while float32 keeps the adapter's small
+    updates exact."""
     if use_cuda:
         return "bf16-mixed"
     return "bf16-true" if cpu_has_amx() else "32-true"

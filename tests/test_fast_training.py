@@ -104,3 +104,90 @@ def test_packed_training_forward_matches_the_padded_batch(monkeypatch, block, dt
     torch.testing.assert_close(packed, padded, **tolerance)
     for name, a, b in zip([n for n, _ in model.named_parameters()], packed_grads, padded_grads):
         torch.testing.assert_close(a.float(), b.float(), **tolerance, msg=lambda m, name=name: f"{name}: {m}")
+
+
+def lora_model(dtype: torch.dtype = torch.float32):
+    """A tiny model with LoRA on every linear layer and nonzero B (a fresh adapter would hide the update)."""
+    from lit_sql.lora import LoRAConfig, inject_lora
+
+    model = random_model(LLAMA3_STYLE)
+    inject_lora(model, LoRAConfig(r=4, alpha=8, targets="all-linear"))
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            p.data.normal_(0, 0.05)
+    return model.to(dtype).train()
+
+
+def grads_of(model, idx, selected=None):
+    out = model(idx) if selected is None else model(idx, output_positions=selected)
+    params = [p for p in model.parameters() if p.requires_grad]
+    return out, torch.autograd.grad(out.float().square().sum(), params)
+
+
+def test_the_rewrite_keeps_names_logits_and_gradients():
+    import copy
+
+    plain = lora_model()
+    optimized = optimize_for_training(copy.deepcopy(plain))
+    assert optimized.state_dict().keys() == plain.state_dict().keys()
+    assert [n for n, _ in optimized.named_modules()] == [n for n, _ in plain.named_modules()]
+    assert type(optimized.blocks[0].mlp.down_proj.base) is fast_training.Float32MatmulLinear
+    assert type(optimized.lm_head) is torch.nn.Linear  # the head keeps the plain layer
+    idx = torch.randint(0, LLAMA3_STYLE["vocab_size"], (2, 21))
+    ours, our_grads = grads_of(optimized, idx)
+    ref, ref_grads = grads_of(plain, idx)
+    torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-5)
+    for a, b in zip(our_grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    # Generation (the execution check between steps) runs the model's own path on the rewritten model.
+    with torch.no_grad():
+        for model in (plain, optimized):
+            model.set_kv_cache(batch_size=2, max_seq_length=21)
+        torch.testing.assert_close(optimized(idx, input_pos=0, last_only=True), plain(idx, input_pos=0, last_only=True))
+    with pytest.raises(ValueError, match="output_positions"):
+        optimized(idx, input_pos=0, output_positions=torch.ones_like(idx, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_activation_checkpointing_gives_the_same_gradients(dtype):
+    """Recomputing blocks in backward (all of them, or all but the first) changes nothing, in the packed path."""
+    model = optimize_for_training(lora_model(dtype))
+    idx = torch.randint(0, LLAMA3_STYLE["vocab_size"], (3, 19))
+    selected = torch.zeros(3, 19, dtype=torch.bool)
+    selected[0, 5:18], selected[1, 2:7], selected[2, 9] = True, True, True
+    assert model.activation_budget > 2**30  # on the CPU, blocks keep their activations within a budget
+    model.activation_budget = None  # every block keeps them
+    kept, kept_grads = grads_of(model, idx, selected)
+    for budget in (0, 1):  # every block recomputes; the first keeps its activations, the others recompute
+        model.activation_budget = budget
+        recomputed, recomputed_grads = grads_of(model, idx, selected)
+        assert torch.equal(recomputed, kept)
+        assert all(torch.equal(a, b) for a, b in zip(recomputed_grads, kept_grads))
+
+
+def test_blocks_keep_their_activations_until_the_budget(monkeypatch):
+    """Blocks keep what backward needs until the next one would pass the budget; the rest recompute."""
+    import torch.utils.checkpoint
+
+    model = optimize_for_training(lora_model())
+    idx = torch.randint(0, LLAMA3_STYLE["vocab_size"], (2, 24))
+    x = model.wte(idx)
+    cos, sin = (t[:24] for t in model._rope(idx.device))
+    with fast_training._SavedBytes({p.untyped_storage().data_ptr() for p in model.parameters()}) as saved:
+        model.blocks[0](x, cos, sin)
+    per_block = saved.bytes
+    assert per_block >= 10 * x.numel() * x.element_size()  # much more than the block's input
+    recomputed = []
+    checkpoint = torch.utils.checkpoint.checkpoint
+    monkeypatch.setattr(torch.utils.checkpoint, "checkpoint", lambda block, *a, **k: recomputed.append(block) or
+                        checkpoint(block, *a, **k))
+    n = LLAMA3_STYLE["n_layer"]
+    for budget, expected in ((None, 0), (0, n), (1, n - 1), (int(2.5 * per_block), n - 2), (10 * per_block, 0)):
+        model.activation_budget, recomputed[:] = budget, []
+        model(idx).sum().backward()
+        assert len(recomputed) == expected, budget
+        assert recomputed == list(model.blocks)[n - expected:]  # the last blocks recompute
+    with torch.no_grad():  # validation keeps nothing for backward: nothing to recompute
+        model.activation_budget, recomputed[:] = 0, []
+        model(idx)
+        assert not recomputed

@@ -214,8 +214,8 @@ def main(fabric, checkpoint_dir: Path, out_dir: Path, lora: LoRAConfig, train: T
     model = load_model(checkpoint_dir, fabric.device, quantize=quantize, compute_dtype=compute_dtype_for(precision),
                        lora=lora)
     # FSDP checkpoints the blocks it wraps itself (see setup()).
-    model = optimize_for_training(model, activation_checkpointing=train.activation_checkpointing
-                                  and not isinstance(fabric.strategy, FSDPStrategy) and fabric.world_size == 1)
+    fsdp = isinstance(fabric.strategy, FSDPStrategy)
+    model = optimize_for_training(model, activation_checkpointing=False if fsdp else train.activation_checkpointing)
     n_trainable = sum(p.numel() for p in trainable_parameters(model))
     n_total = sum(p.numel() for p in model.parameters())
     fabric.print(f"LoRA r={lora.r} alpha={lora.alpha} on {', '.join(lora.module_suffixes())}: "
