@@ -12,6 +12,7 @@ import argparse
 import json
 import resource
 import time
+from pathlib import Path
 
 import torch
 
@@ -42,6 +43,7 @@ def time_steps(step, batches, warmup: int) -> float:
 
 
 def run_lit_sql(args, batches, settings):
+    import lit_sql
     from lit_sql.checkpoint import load_model
     from lit_sql.lora import LoRAConfig, trainable_parameters
     from lit_sql.training import loss_sum
@@ -49,6 +51,13 @@ def run_lit_sql(args, batches, settings):
     lora = LoRAConfig(r=settings["r"], alpha=settings["alpha"], dropout=settings["dropout"],
                       targets=",".join(settings["lit_sql_targets"]))
     model = load_model(args.checkpoint_dir, lora=lora).to(args.dtype).train()
+    checkpointing = {"auto": None, "true": True, "false": False}[args.checkpointing]
+    if (Path(lit_sql.__file__).parent / "fast_training.py").is_file():
+        from lit_sql.fast_training import optimize_for_training
+
+        model = optimize_for_training(model, activation_checkpointing=checkpointing)  # as finetune/lora.py does
+    else:  # a --baseline checkout from before lit_sql.fast_training (53ad6cf and older)
+        model.activation_checkpointing = bool(checkpointing)
     optimizer = torch.optim.AdamW(list(trainable_parameters(model)), lr=1e-4)
 
     def step(x, y):
@@ -118,6 +127,8 @@ if __name__ == "__main__":
     p.add_argument("--checkpoint_dir")
     p.add_argument("--hf_dir")
     p.add_argument("--litgpt_dir")
+    p.add_argument("--checkpointing", default="auto", choices=["auto", "true", "false"],
+                   help="lit_sql's activation checkpointing: auto is finetune/lora.py's default")
     args = p.parse_args()
     args.dtype = torch.bfloat16 if args.precision == "bf16-true" else torch.float32
     batches, settings = batches_from(args.data)

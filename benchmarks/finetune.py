@@ -2,10 +2,20 @@
 
     .venv/bin/python benchmarks/finetune.py            # writes benchmarks/results/finetune_cpu.json
     .venv/bin/python benchmarks/finetune.py --precision 32-true --out benchmarks/results/finetune_cpu_fp32.json
+    .venv/bin/python benchmarks/finetune.py --setting spider512     # writes benchmarks/results/finetune_cpu_512.json
 
 The same SmolLM2-135M-Instruct weights, the same micro-batches of Spider questions (prompt = schema +
-question in the chat template, answer-only labels, <= 256 tokens), LoRA r=8 alpha=16 on q and v, AdamW,
-one process each, alternating tools, 3 repetitions; tokens/s counts real tokens (no padding).
+question in the chat template, answer-only labels), AdamW, one process each, alternating tools, 3
+repetitions; tokens/s counts real tokens (no padding), and each process reports its peak RSS.
+
+- `default`: micro-batches of 4 prompts of <= 256 tokens, shuffled; LoRA r=8 alpha=16 on q and v; bf16-true.
+- `spider512`: the Spider recipe's size: micro-batches of 8 prompts of <= 512 tokens, grouped by length as the
+  training loop groups them (the longest batch first: it sets the peak); LoRA r=16 alpha=32 on every linear
+  layer; float32 (as on a CPU without AMX). lit_sql only, with activation checkpointing as by default
+  (`lit_sql`), on every block (`lit_sql:checkpointing=true`) and off (`lit_sql:checkpointing=false`).
+
+`--baseline DIR` adds `lit_sql@baseline`: the same runner on the lit_sql package of another checkout (e.g.
+`git worktree add /tmp/old <rev>`), to see what a change did to speed and memory.
 Peers run from benchmarks/.venv-peers (created on first use; torch stays at 2.13.0).
 """
 
@@ -13,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -62,16 +73,42 @@ def spider_examples(tokenizer, style, max_len: int) -> list[dict]:
     return examples
 
 
+ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+SETTINGS = {
+    "default": dict(steps=12, warmup=3, micro_batch_size=4, max_seq_length=256, precision="bf16-true",
+                    tools="lit_sql,litgpt,transformers+peft", batches="shuffled", out="finetune_cpu.json",
+                    lora={"r": 8, "alpha": 16, "dropout": 0.05, "lit_sql_targets": ["query", "value"],
+                          "hf_targets": ["q_proj", "v_proj"]}),
+    "spider512": dict(steps=2, warmup=1, micro_batch_size=8, max_seq_length=512, precision="32-true",
+                      tools="lit_sql,lit_sql:checkpointing=true,lit_sql:checkpointing=false",
+                      batches="grouped by length, longest first", out="finetune_cpu_512.json",
+                      lora={"r": 16, "alpha": 32, "dropout": 0.0, "lit_sql_targets": ["all-linear"],
+                            "hf_targets": ALL_LINEAR}),
+}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--steps", type=int, default=12)
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--setting", default="default", choices=SETTINGS)
+    p.add_argument("--steps", type=int, help="timed steps (default: the setting's)")
+    p.add_argument("--warmup", type=int, help="untimed steps first (default: the setting's)")
     p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--micro_batch_size", type=int, default=4)
-    p.add_argument("--precision", default="bf16-true", choices=["bf16-true", "32-true"])
-    p.add_argument("--tools", default="lit_sql,litgpt,transformers+peft")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "finetune_cpu.json"))
+    p.add_argument("--micro_batch_size", type=int)
+    p.add_argument("--precision", choices=["bf16-true", "32-true"])
+    p.add_argument("--tools", help="comma-separated: lit_sql, lit_sql:checkpointing=true|false, litgpt, "
+                                   "transformers+peft (default: the setting's)")
+    p.add_argument("--baseline", type=Path, help="a checkout of other lit_sql code: adds the tool lit_sql@baseline")
+    p.add_argument("--out", help="default: benchmarks/results/<the setting's file>")
     args = p.parse_args()
+    setting = SETTINGS[args.setting]
+    for key in ("steps", "warmup", "micro_batch_size", "precision", "tools"):
+        if getattr(args, key) is None:
+            setattr(args, key, setting[key])
+    args.out = args.out or str(ROOT / "benchmarks" / "results" / setting["out"])
+    if args.baseline is not None:
+        if not (args.baseline / "lit_sql" / "training.py").is_file():
+            raise SystemExit(f"--baseline {args.baseline}: no lit_sql package there")
+        args.tools += ",lit_sql@baseline"
 
     from lit_sql.checkpoint import EMBEDDED_REPO_ID, ensure_checkpoint
     from lit_sql.export import export_hf
@@ -84,7 +121,7 @@ def main() -> None:
     hf_dir, litgpt_dir = CACHE / "hf", CACHE / "litgpt"
     if not (hf_dir / "model.safetensors").exists():
         export_hf(base_run(checkpoint), hf_dir, overwrite=True)
-    peers_python = ensure_peers() if set(tools) - {"lit_sql"} else None
+    peers_python = ensure_peers() if any(not t.startswith("lit_sql") for t in tools) else None
     if "litgpt" in tools and not (litgpt_dir / "lit_model.pth").exists():
         litgpt_dir.mkdir(parents=True, exist_ok=True)
         for f in hf_dir.iterdir():
@@ -95,24 +132,38 @@ def main() -> None:
                        check=True)
 
     tokenizer, style = Tokenizer(checkpoint), load_prompt_style(checkpoint)
-    examples = spider_examples(tokenizer, style, max_len=256)
-    random.Random(0).shuffle(examples)
-    n = args.micro_batch_size * (args.steps + args.warmup)
-    batches = [examples[i:i + args.micro_batch_size] for i in range(0, n, args.micro_batch_size)]
-    settings = {"r": 8, "alpha": 16, "dropout": 0.05, "lit_sql_targets": ["query", "value"],
-                "hf_targets": ["q_proj", "v_proj"]}
-    data = CACHE / "finetune_batches.pt"
+    examples = spider_examples(tokenizer, style, max_len=setting["max_seq_length"])
+    n_batches = args.steps + args.warmup
+    if setting["batches"] == "shuffled":
+        random.Random(0).shuffle(examples)
+        n = args.micro_batch_size * n_batches
+        batches = [examples[i:i + args.micro_batch_size] for i in range(0, n, args.micro_batch_size)]
+    else:
+        from lit_sql.training import length_grouped_batches
+
+        lengths = [len(e["input_ids"]) for e in examples]
+        order = length_grouped_batches(lengths, args.micro_batch_size, seed=0, epoch=0)[:n_batches]
+        batches = [[examples[i] for i in b] for b in order]
+    settings = setting["lora"]
+    data = CACHE / f"finetune_batches_{args.setting}.pt"
     torch.save({"batches": batches, "settings": settings}, data)
 
     runs: dict[str, list[float]] = {t: [] for t in tools}
     memory: dict[str, list[float]] = {t: [] for t in tools}
     for rep in range(args.reps):
         for tool in tools:  # alternate tools within each repetition: noise hits all alike
-            python = sys.executable if tool == "lit_sql" else str(peers_python)
-            cmd = [python, str(RUNNERS), "--runner", tool, "--data", str(data), "--precision", args.precision,
+            runner, _, option = tool.partition(":")
+            env = dict(os.environ)
+            if runner == "lit_sql@baseline":  # the runner is a script: its lit_sql comes from PYTHONPATH first
+                runner, env["PYTHONPATH"] = "lit_sql", str(args.baseline.resolve())
+            python = sys.executable if runner == "lit_sql" else str(peers_python)
+            cmd = [python, str(RUNNERS), "--runner", runner, "--data", str(data), "--precision", args.precision,
                    "--warmup", str(args.warmup), "--checkpoint_dir", str(checkpoint), "--hf_dir", str(hf_dir),
                    "--litgpt_dir", str(litgpt_dir)]
-            out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+            if option:  # e.g. checkpointing=false -> --checkpointing false
+                key, value = option.split("=", 1)
+                cmd += [f"--{key}", value]
+            out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
             if out.returncode != 0:
                 raise SystemExit(f"{tool} failed:\n{out.stderr[-3000:]}")
             result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -123,7 +174,7 @@ def main() -> None:
 
     median = {t: statistics.median(v) for t, v in runs.items()}
     rerun = " ".join(["python benchmarks/finetune.py", *sys.argv[1:]])
-    peers = {t: median[t] for t in tools if t != "lit_sql"}
+    peers = {t: median[t] for t in tools if not t.startswith("lit_sql")}
     best_peer = max(peers.values()) if peers else None
     report = {
         "name": Path(args.out).stem,
@@ -134,11 +185,13 @@ def main() -> None:
         "lit_sql": median.get("lit_sql"),
         "peers": peers,
         "ratio_vs_best_peer": round(median["lit_sql"] / best_peer, 2) if best_peer and "lit_sql" in median else None,
+        "tokens_per_s": median,
         "peak_rss_gib": {t: statistics.median(v) for t, v in memory.items()},
         "settings": {"model": "SmolLM2-135M-Instruct", "precision": args.precision, "lora": settings,
-                     "micro_batch_size": args.micro_batch_size, "max_seq_length": 256, "timed_steps": args.steps,
-                     "warmup_steps": args.warmup, "data": "Spider train (schema + question, answer-only loss)",
-                     "optimizer": "AdamW"},
+                     "micro_batch_size": args.micro_batch_size, "max_seq_length": setting["max_seq_length"],
+                     "batches": setting["batches"], "timed_steps": args.steps, "warmup_steps": args.warmup,
+                     "data": "Spider train (schema + question, answer-only loss)", "optimizer": "AdamW",
+                     **({"baseline": str(args.baseline)} if args.baseline else {})},
         "runs": runs,
         "rerun": rerun,
     }

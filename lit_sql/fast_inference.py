@@ -41,7 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lit_sql.lora import LoRALinear
-from lit_sql.model import GPT, Block, KVCache, Linear, RMSNorm
+from lit_sql.model import GPT, Block, KVCache, RMSNorm
 
 _kernels: Optional[ctypes.CDLL] = None
 _kernels_error: Optional[str] = None
@@ -363,7 +363,7 @@ def _is_plain(*layers: nn.Module) -> bool:
     def plain(m: nn.Module) -> bool:
         if isinstance(m, LoRALinear):
             return plain(m.base) and m.lora_A.dtype == m.lora_B.dtype == torch.float32
-        return (type(m) in (nn.Linear, Linear, RMSNorm) and getattr(m, "bias", None) is None
+        return (type(m) in (nn.Linear, RMSNorm) and getattr(m, "bias", None) is None
                 and m.weight.dtype == torch.float32 and m.weight.device.type == "cpu")
     return all(plain(m) for m in layers)
 

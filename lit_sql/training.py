@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from lit_sql.data.prepare import IGNORE_INDEX
 from lit_sql.errors import LitSQLError
-from lit_sql.model import cpu_has_amx
+from lit_sql.fast_training import TrainingGPT, cpu_has_amx
 
 CHECKPOINT_DIR = "checkpoints"
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -30,7 +30,14 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 @dataclass
 class TrainArgs:
-    """Optimisation settings (one source of truth: saved in hyperparameters.yaml with the adapter)."""
+    """Optimisation settings (one source of truth: saved in hyperparameters.yaml with the adapter).
+
+    Args:
+        activation_checkpointing: recompute blocks' activations in backward instead of keeping them (the same
+            gradients, one more forward of each such block). Default (null): on the CPU, blocks keep theirs
+            until a micro-batch's kept activations reach 1.5 GiB, and the later blocks recompute; on a GPU
+            none does. true: every block; false: none. Under FSDP, true checkpoints the blocks FSDP wraps.
+    """
 
     micro_batch_size: int = 4
     global_batch_size: int = 16
@@ -56,7 +63,7 @@ class TrainArgs:
     exec_eval_examples: int = 8
     save_interval: int = 100
     seed: int = 1337
-    activation_checkpointing: bool = False
+    activation_checkpointing: Optional[bool] = None  # see the docstring: null = within a memory budget on the CPU
 
     def __post_init__(self) -> None:
         if self.micro_batch_size < 1 or self.global_batch_size < self.micro_batch_size:
@@ -89,8 +96,9 @@ def default_precision(use_cuda: bool) -> str:
     """The training precision when none is asked for: bf16 where the hardware multiplies it much faster than
     float32 (a GPU, a CPU with AMX tiles), float32 elsewhere. Without AMX, bf16 training is slower: torch's
     bf16 GEMM runs at 1/2 (AVX512-BF16) to 1/7 (AVX2) of float32, and even with the matmuls done in float32
-    (see `lit_sql.model.Linear`) a bf16 step was measured at 88% of the float32 speed (341 against 387
-    tokens/s, benchmarks/results/finetune_cpu*.json), while float32 keeps the adapter's small updates exact."""
+    (see `lit_sql.fast_training.Float32MatmulLinear`) a bf16 step was measured at 88% of the float32 speed
+    (341 against 387 tokens/s, benchmarks/results/finetune_cpu*.json), while float32 keeps the adapter's small
+    updates exact."""
     if use_cuda:
         return "bf16-mixed"
     return "bf16-true" if cpu_has_amx() else "32-true"
@@ -129,7 +137,8 @@ def collate(samples: list[dict], pad_id: int = 0) -> tuple[torch.Tensor, torch.T
 def loss_sum(model: torch.nn.Module, input_ids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
     """Summed next-token cross-entropy over the labelled positions, and how many there were.
 
-    Only labelled positions go through the output head (see `GPT.forward(output_positions=...)`).
+    `model` has been through `lit_sql.fast_training.optimize_for_training`: only labelled positions go through
+    the output head, and only the tokens they depend on through the blocks (`TrainingGPT.forward`).
     """
     targets = labels[:, 1:]
     positions = torch.zeros_like(labels, dtype=torch.bool)
@@ -263,6 +272,9 @@ def fit(
     """Train until max_steps (or epochs); returns the loss and accuracy history. `exec_check(fabric, model)`
     (an `ExecutionCheck`) runs every `args.exec_eval_interval` steps and at the end. `run_record`
     (`lit_sql.run`) is saved in every checkpoint, so that a step checkpoint copied elsewhere can still be used."""
+    if not isinstance(getattr(model, "module", model), TrainingGPT):  # the model itself, not its Fabric wrapper
+        raise LitSQLError("fit() trains a model rewritten by lit_sql.fast_training.optimize_for_training(model): "
+                          "call it after adding LoRA and before fabric.setup_module")
     world = fabric.world_size
     accumulation = args.accumulation_steps(world)
     lengths = [len(s["input_ids"]) for s in train_data]

@@ -18,6 +18,7 @@ import torch
 from lit_sql.checkpoint import DEFAULT_CHECKPOINT, atomic_torch_save, ensure_checkpoint, load_model
 from lit_sql.config import Config
 from lit_sql.errors import LitSQLError
+from lit_sql.fast_training import optimize_for_training
 from lit_sql.generation import parse_precision
 from lit_sql.data.prompt import PromptRecipe
 from lit_sql.lora import ADAPTER_FILE, HYPERPARAMETERS_FILE, LoRAConfig, lora_state_dict, trainable_parameters
@@ -202,6 +203,8 @@ def make_exec_check(fabric, train: TrainArgs, test_data: list[dict], tokenizer: 
 def main(fabric, checkpoint_dir: Path, out_dir: Path, lora: LoRAConfig, train: TrainArgs, quantize: Optional[str],
          precision: str, train_data: list[dict], test_data: list[dict], meta: dict, tokenizer: Tokenizer,
          resume: Optional[Path], data_dir: Path) -> Path:
+    from lightning.fabric.strategies import FSDPStrategy
+
     fabric.seed_everything(train.seed)
     # The run record: everything needed to use this run later (base, LoRA, quantization, the data's prompt recipe).
     recipe = PromptRecipe.from_dict({"prompt_style": Config.from_checkpoint(checkpoint_dir).prompt_style,
@@ -214,7 +217,9 @@ def main(fabric, checkpoint_dir: Path, out_dir: Path, lora: LoRAConfig, train: T
     start = time.perf_counter()
     model = load_model(checkpoint_dir, fabric.device, quantize=quantize, compute_dtype=compute_dtype_for(precision),
                        lora=lora)
-    model.activation_checkpointing = train.activation_checkpointing and fabric.world_size == 1
+    # FSDP checkpoints the blocks it wraps itself (see setup()).
+    fsdp = isinstance(fabric.strategy, FSDPStrategy)
+    model = optimize_for_training(model, activation_checkpointing=False if fsdp else train.activation_checkpointing)
     n_trainable = sum(p.numel() for p in trainable_parameters(model))
     n_total = sum(p.numel() for p in model.parameters())
     fabric.print(f"LoRA r={lora.r} alpha={lora.alpha} on {', '.join(lora.module_suffixes())}: "
