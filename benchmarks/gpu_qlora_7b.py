@@ -141,6 +141,7 @@ def build_lit_sql(config, device: torch.device, quantize: str | None, dtype: tor
 def run_lit_sql(args, config, data_by_size: dict) -> dict:
     import lightning as L
 
+    from lit_sql.fast_training import optimize_for_training
     from lit_sql.lora import LoRAConfig, inject_lora, trainable_parameters
     from lit_sql.training import TrainArgs, loss_sum, make_optimizer
 
@@ -149,7 +150,7 @@ def run_lit_sql(args, config, data_by_size: dict) -> dict:
     model = build_lit_sql(config, fabric.device, args.quantize)
     inject_lora(model, LoRAConfig(r=LORA["r"], alpha=LORA["alpha"], dropout=LORA["dropout"],
                                   targets=LORA["lit_sql_targets"]))
-    model.activation_checkpointing = args.activation_checkpointing
+    optimize_for_training(model, activation_checkpointing=args.activation_checkpointing)
     build_s = time.perf_counter() - started
     model = fabric.setup_module(model)
     optimizer = fabric.setup_optimizers(make_optimizer(trainable_parameters(model), TrainArgs(learning_rate=2e-4)))

@@ -16,6 +16,7 @@ import torch
 
 from lit_sql import training
 from lit_sql.cli.finetune import setup
+from lit_sql.fast_training import optimize_for_training
 from lit_sql.lora import LoRAConfig, inject_lora, lora_state_dict
 from lit_sql.quantize import QUANTIZE_MODES, QuantizedLinear, quantize_model
 from lit_sql.training import TrainArgs, loss_sum
@@ -51,7 +52,7 @@ def with_lora(model, seed: int = 1):
 def step(model, device: torch.device, precision: str) -> tuple[float, dict[str, torch.Tensor]]:
     """Loss of one batch and the LoRA gradients (float32, on the CPU), as Fabric's precision plugins compute them:
     bf16-true converts the model to bfloat16, bf16-mixed runs the forward under bfloat16 autocast."""
-    model = copy.deepcopy(model).to(device)
+    model = optimize_for_training(copy.deepcopy(model).to(device))  # the training forward loss_sum needs
     if precision == "bf16-true":
         model = model.to(torch.bfloat16)
     model.train()
