@@ -4,6 +4,7 @@ server's address, and one end-to-end run in headless Chromium that leaves its sc
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import socket
@@ -213,8 +214,8 @@ def test_upload_that_is_not_a_database_gets_a_clear_message(tmp_path, shop):
         check_database(text)
     broken = tmp_path / "broken.sqlite"
     broken.write_bytes(shop.read_bytes()[:100] + b"\x00" * 50)  # a real header, then nothing readable
-    with pytest.raises(LitSQLError, match=r"^broken.sqlite cannot be read as a SQLite database \(database disk image "
-                                          r"is malformed\)$"):
+    with pytest.raises(LitSQLError, match=rf"^broken.sqlite cannot be read as a SQLite database "
+                                          rf"\({re.escape(str(broken))}: database disk image is malformed\)$"):
         check_database(broken)
     empty = tmp_path / "empty.sqlite"
     sqlite3.connect(empty).execute("PRAGMA user_version = 1").connection.close()
