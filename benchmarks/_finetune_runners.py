@@ -56,6 +56,8 @@ def run_lit_sql(args, batches, settings):
         from lit_sql.fast_training import optimize_for_training
 
         model = optimize_for_training(model, activation_checkpointing=checkpointing)  # as finetune/lora.py does
+        if args.budget_gib is not None:  # another activation budget than the default (to choose the default)
+            model.activation_budget = int(args.budget_gib * 2**30)
     else:  # a --baseline checkout from before lit_sql.fast_training (53ad6cf and older)
         model.activation_checkpointing = bool(checkpointing)
     optimizer = torch.optim.AdamW(list(trainable_parameters(model)), lr=1e-4)
@@ -129,6 +131,7 @@ if __name__ == "__main__":
     p.add_argument("--litgpt_dir")
     p.add_argument("--checkpointing", default="auto", choices=["auto", "true", "false"],
                    help="lit_sql's activation checkpointing: auto is finetune/lora.py's default")
+    p.add_argument("--budget_gib", type=float, help="lit_sql's activation budget in GiB, instead of the default")
     args = p.parse_args()
     args.dtype = torch.bfloat16 if args.precision == "bf16-true" else torch.float32
     batches, settings = batches_from(args.data)

@@ -9,10 +9,13 @@ question in the chat template, answer-only labels), AdamW, one process each, alt
 repetitions; tokens/s counts real tokens (no padding), and each process reports its peak RSS.
 
 - `default`: micro-batches of 4 prompts of <= 256 tokens, shuffled; LoRA r=8 alpha=16 on q and v; bf16-true.
-- `spider512`: the Spider recipe's size: micro-batches of 8 prompts of <= 512 tokens, grouped by length as the
-  training loop groups them (the longest batch first: it sets the peak); LoRA r=16 alpha=32 on every linear
-  layer; float32 (as on a CPU without AMX). lit_sql only, with activation checkpointing as by default
-  (`lit_sql`), on every block (`lit_sql:checkpointing=true`) and off (`lit_sql:checkpointing=false`).
+- `spider512`: the Spider recipe (scripts/prepare_sql.py --dataset spider --split_by database --schema_format
+  compact --max_seq_length 512, then finetune/lora.py --train.micro_batch_size 8 --precision 32-true): the
+  training loop's first micro-batches of 8 (the longest first: it sets the peak; 6 more timed); LoRA r=16
+  alpha=32 on every linear layer; float32 (as on a CPU without AMX). lit_sql only, with activation
+  checkpointing as by default (`lit_sql`), on every block (`lit_sql:checkpointing=true`) and off
+  (`lit_sql:checkpointing=false`). `lit_sql:budget_gib=2` tries another activation budget than the default
+  (`lit_sql.fast_training.ACTIVATION_BUDGET_GIB`).
 
 `--baseline DIR` adds `lit_sql@baseline`: the same runner on the lit_sql package of another checkout (e.g.
 `git worktree add /tmp/old <rev>`), to see what a change did to speed and memory.
@@ -76,15 +79,31 @@ def spider_examples(tokenizer, style, max_len: int) -> list[dict]:
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 SETTINGS = {
     "default": dict(steps=12, warmup=3, micro_batch_size=4, max_seq_length=256, precision="bf16-true",
-                    tools="lit_sql,litgpt,transformers+peft", batches="shuffled", out="finetune_cpu.json",
+                    tools="lit_sql,litgpt,transformers+peft", data="schema + question", batches="shuffled",
+                    out="finetune_cpu.json",
                     lora={"r": 8, "alpha": 16, "dropout": 0.05, "lit_sql_targets": ["query", "value"],
                           "hf_targets": ["q_proj", "v_proj"]}),
-    "spider512": dict(steps=2, warmup=1, micro_batch_size=8, max_seq_length=512, precision="32-true",
+    "spider512": dict(steps=6, warmup=1, micro_batch_size=8, max_seq_length=512, precision="32-true",
                       tools="lit_sql,lit_sql:checkpointing=true,lit_sql:checkpointing=false",
-                      batches="grouped by length, longest first", out="finetune_cpu_512.json",
+                      data="the Spider recipe's: compact schema + question, split by database",
+                      batches="the training loop's first: the longest, then groups of similar length",
+                      out="finetune_cpu_512.json",
                       lora={"r": 16, "alpha": 32, "dropout": 0.0, "lit_sql_targets": ["all-linear"],
                             "hf_targets": ALL_LINEAR}),
 }
+
+
+def recipe_examples(checkpoint: Path, max_len: int) -> list[dict]:
+    """The Spider recipe's training examples, prepared once into benchmarks/.cache as `scripts/prepare_sql.py
+    --dataset spider --split_by database --schema_format compact --max_seq_length <max_len>` prepares them."""
+    out = CACHE / f"spider-compact-{max_len}"
+    if not (out / "train.pt").is_file():
+        from lit_sql.data.prepare import prepare
+
+        prepare(dataset="spider", checkpoint_dir=checkpoint, out_dir=out, data_path=SPIDER, split_by="database",
+                schema_format="compact", max_seq_length=max_len)
+    return [{"input_ids": s["input_ids"].tolist(), "labels": s["labels"].tolist()}
+            for s in torch.load(out / "train.pt", weights_only=False)]
 
 
 def main() -> None:
@@ -95,8 +114,8 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--micro_batch_size", type=int)
     p.add_argument("--precision", choices=["bf16-true", "32-true"])
-    p.add_argument("--tools", help="comma-separated: lit_sql, lit_sql:checkpointing=true|false, litgpt, "
-                                   "transformers+peft (default: the setting's)")
+    p.add_argument("--tools", help="comma-separated: lit_sql, lit_sql:checkpointing=true|false, "
+                                   "lit_sql:budget_gib=N, litgpt, transformers+peft (default: the setting's)")
     p.add_argument("--baseline", type=Path, help="a checkout of other lit_sql code: adds the tool lit_sql@baseline")
     p.add_argument("--out", help="default: benchmarks/results/<the setting's file>")
     args = p.parse_args()
@@ -131,18 +150,19 @@ def main() -> None:
                         f"convert_hf_checkpoint(checkpoint_dir=Path('{litgpt_dir}'), model_name='SmolLM2-135M-Instruct')"],
                        check=True)
 
-    tokenizer, style = Tokenizer(checkpoint), load_prompt_style(checkpoint)
-    examples = spider_examples(tokenizer, style, max_len=setting["max_seq_length"])
     n_batches = args.steps + args.warmup
-    if setting["batches"] == "shuffled":
+    if setting["data"] == "schema + question":
+        examples = spider_examples(Tokenizer(checkpoint), load_prompt_style(checkpoint), setting["max_seq_length"])
         random.Random(0).shuffle(examples)
         n = args.micro_batch_size * n_batches
         batches = [examples[i:i + args.micro_batch_size] for i in range(0, n, args.micro_batch_size)]
     else:
-        from lit_sql.training import length_grouped_batches
+        from lit_sql.training import TrainArgs, length_grouped_batches
 
+        examples = recipe_examples(checkpoint, setting["max_seq_length"])
         lengths = [len(e["input_ids"]) for e in examples]
-        order = length_grouped_batches(lengths, args.micro_batch_size, seed=0, epoch=0)[:n_batches]
+        # The micro-batches the training loop starts with: the longest first, then groups of similar length.
+        order = length_grouped_batches(lengths, args.micro_batch_size, TrainArgs.seed, epoch=0)[:n_batches]
         batches = [[examples[i] for i in b] for b in order]
     settings = setting["lora"]
     data = CACHE / f"finetune_batches_{args.setting}.pt"
@@ -190,7 +210,7 @@ def main() -> None:
         "settings": {"model": "SmolLM2-135M-Instruct", "precision": args.precision, "lora": settings,
                      "micro_batch_size": args.micro_batch_size, "max_seq_length": setting["max_seq_length"],
                      "batches": setting["batches"], "timed_steps": args.steps, "warmup_steps": args.warmup,
-                     "data": "Spider train (schema + question, answer-only loss)", "optimizer": "AdamW",
+                     "data": f"Spider train ({setting['data']}; answer-only loss)", "optimizer": "AdamW",
                      **({"baseline": str(args.baseline)} if args.baseline else {})},
         "runs": runs,
         "rerun": rerun,

@@ -42,14 +42,18 @@ def train_both(args, checkpoint: Path, out: Path) -> None:
         export_hf(base_run(checkpoint), hf_base, overwrite=True)
     shared = ["--learning_rate", str(args.learning_rate)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    lit_cmd = [sys.executable, "finetune/lora.py", "--data_dir", str(args.data_dir), "--checkpoint_dir", str(checkpoint),
-               "--out_dir", str(out / "lit_sql"), "--precision", "bf16-true", "--lora_r", "16", "--lora_alpha", "32",
-               "--lora_targets", "all-linear", "--train.micro_batch_size", "8", "--train.global_batch_size", "16",
-               "--train.warmup_steps", "10", "--train.max_minutes", str(args.cpu_minutes), "--train.clock", "cpu",
-               "--train.eval_interval", "100000", "--train.eval_batches", "20",
-               "--train.save_interval", "100",
-               "--train.exec_eval_interval", "0",  # no execution check during training: the peer has none
-               "--train.learning_rate", str(args.learning_rate), "--resume", "auto"]
+    common = ["--data_dir", str(args.data_dir), "--checkpoint_dir", str(checkpoint), "--out_dir", str(out / "lit_sql"),
+              "--train.micro_batch_size", "8", "--train.global_batch_size", "16", "--train.warmup_steps", "10",
+              "--train.max_minutes", str(args.cpu_minutes), "--train.clock", "cpu",
+              "--train.eval_interval", "100000", "--train.eval_batches", "20", "--train.save_interval", "100",
+              "--train.exec_eval_interval", "0",  # no execution check during training: the peer has none
+              "--resume", "auto"]
+    if args.method == "full":  # every weight; the precision is full.py's default (bf16-mixed with AMX, else fp32)
+        lit_cmd = [sys.executable, "finetune/full.py", *common, "--train.learning_rate", str(args.full_learning_rate)]
+    else:
+        lit_cmd = [sys.executable, "finetune/lora.py", *common, "--precision", "bf16-true", "--lora_r", "16",
+                   "--lora_alpha", "32", "--lora_targets", "all-linear",
+                   "--train.learning_rate", str(args.learning_rate)]
     peer_cmd = [sys.executable, "benchmarks/_spider_peer.py", "--hf_dir", str(hf_base), "--data_dir", str(args.data_dir),
                 "--out_dir", str(out / "peer"), "--cpu_minutes", str(args.cpu_minutes), *shared,
                 # Same global batch of 16; micro-batches of 4 because transformers computes float32 logits over the
@@ -72,7 +76,10 @@ def main() -> None:
     p.add_argument("--data_dir", type=Path, default=ROOT / "data" / "spider")
     p.add_argument("--out", type=Path, default=ROOT / "out" / "spider_split")
     p.add_argument("--cpu_minutes", type=float, default=30.0)
-    p.add_argument("--learning_rate", type=float, default=1e-3)
+    p.add_argument("--learning_rate", type=float, default=1e-3, help="LoRA's, and the peer's")
+    p.add_argument("--method", choices=["lora", "full"], default="lora",
+                   help="lit_sql's fine-tuning: LoRA (as the peer) or every weight (finetune/full.py)")
+    p.add_argument("--full_learning_rate", type=float, default=5e-5, help="with --method full")
     p.add_argument("--eval_questions", type=int, default=200)
     p.add_argument("--vote_questions", type=int, default=24)
     p.add_argument("--vote_samples", type=int, default=8)
@@ -156,10 +163,15 @@ def main() -> None:
                    "finetuned_greedy_same_questions": summaries["lit_sql"]["greedy_on_vote_questions"]},
         "training": training,
         "settings": {"model": "SmolLM2-135M-Instruct", "cpu_minutes_each": args.cpu_minutes,
-                     "threads_each": 1, "lora": "r=16 alpha=32, all linear layers of the blocks",
-                     "precision": "bf16-true (training), 32-true (evaluation)", "micro_batch_size": 8,
+                     "threads_each": 1, "lit_sql_method": args.method,
+                     "lora": "r=16 alpha=32, all linear layers of the blocks (the peer's, and lit_sql's with "
+                             "--method lora)",
+                     "precision": f"{training['lit_sql'].get('precision') or 'bf16-true'} (lit_sql's training), "
+                                  f"bf16-true (the peer's), 32-true (evaluation)", "micro_batch_size": 8,
                      "peer_micro_batch_size": 4,  # same global batch; at 8 the peer outgrew memory (see train_both)
-                     "global_batch_size": 16, "learning_rate": args.learning_rate, "schedule": "10 warmup steps, cosine over the CPU-time budget",
+                     "global_batch_size": 16, "learning_rate": args.learning_rate,
+                     **({"full_learning_rate": args.full_learning_rate} if args.method == "full" else {}),
+                     "schedule": "10 warmup steps, cosine over the CPU-time budget",
                      "schema_format": "compact", "max_seq_length": 512, "loss": "answer tokens only"},
         "summaries": summaries, "report": str(report.relative_to(ROOT)), "rerun": RERUN,
     }

@@ -117,15 +117,16 @@ class Run:
 
 
 # ---- writing ----------------------------------------------------------------------------------------------
-def run_record(checkpoint_dir: Path, recipe: PromptRecipe, lora: LoRAConfig, **settings: Any) -> dict:
-    """What fine-tuning saves: everything needed to use the run, in plain YAML types."""
+def run_record(checkpoint_dir: Path, recipe: PromptRecipe, lora: Optional[LoRAConfig], **settings: Any) -> dict:
+    """What fine-tuning saves: everything needed to use the run, in plain YAML types. `lora` None: full
+    fine-tuning (the run's folder then holds the whole model)."""
     from lit_sql.config import Config
 
     config = Config.from_checkpoint(Path(checkpoint_dir))
     return {
         "version": RECORD_VERSION,
         "base": {"checkpoint_dir": str(Path(checkpoint_dir).resolve()), "model_name": config.name},
-        "lora": asdict(lora),
+        "lora": asdict(lora) if lora is not None else None,
         "prompt": recipe.to_dict(),
         **{k: (str(v) if isinstance(v, Path) else v) for k, v in settings.items()},
         # Read by runs of version 1 only; kept so that older lit_sql versions can still load this run.
@@ -152,9 +153,15 @@ def read_record(lora_path: Path) -> dict:
         data = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise LitSQLError(f"{path} is not a readable run record: {str(e).splitlines()[0]}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("lora"), dict):
-        raise LitSQLError(f"{path} is not a run record of finetune/lora.py (no 'lora' settings in it)")
+    if not isinstance(data, dict) or not (isinstance(data.get("lora"), dict) or _is_full(data)):
+        raise LitSQLError(f"{path} is not a run record of finetune/lora.py or finetune/full.py (no 'lora' settings "
+                          f"in it)")
     return data
+
+
+def _is_full(record: dict) -> bool:
+    """A run of finetune/full.py: no LoRA, the whole model in the run's folder."""
+    return record.get("version", 1) >= 2 and "lora" in record and record["lora"] is None
 
 
 def lora_settings(record: dict, lora_path: Path) -> LoRAConfig:
@@ -173,6 +180,8 @@ def load_run(lora_path: Union[str, Path], checkpoint_dir: Optional[Path] = None,
     """
     lora_path = Path(lora_path)
     data = read_record(lora_path)
+    if _is_full(data):
+        return _full_run(lora_path, data, checkpoint_dir, prompt_flags)
     lora = lora_settings(data, lora_path)
     base = data.get("base") or {}
     recorded = base.get("checkpoint_dir") or data.get("checkpoint_dir")
@@ -183,6 +192,21 @@ def load_run(lora_path: Union[str, Path], checkpoint_dir: Optional[Path] = None,
         recipe = _recipe_of_old_run(lora_path, data)
     recipe.check_flags(str(lora_path / RECORD_FILE), **prompt_flags)
     return Run(checkpoint_dir, recipe, lora_path, lora, data.get("quantize"), data)
+
+
+def _full_run(path: Path, data: dict, checkpoint_dir: Optional[Path], prompt_flags: dict) -> Run:
+    """A run of finetune/full.py: its folder is the model (the recorded base was only its starting point)."""
+    from lit_sql.checkpoint import WEIGHTS_FILE
+
+    if not (path / WEIGHTS_FILE).is_file():
+        raise LitSQLError(f"{path} holds no {WEIGHTS_FILE}: the full fine-tuning run has not finished (resume it with "
+                          f"finetune/full.py --resume auto --out_dir {path})")
+    if checkpoint_dir is not None and Path(checkpoint_dir).resolve() != path.resolve():
+        raise LitSQLError(f"--checkpoint_dir {checkpoint_dir}: {path} is a full fine-tune, a model of its own; leave "
+                          f"--checkpoint_dir out")
+    recipe = PromptRecipe.from_dict(data["prompt"])
+    recipe.check_flags(str(path / RECORD_FILE), **prompt_flags)
+    return Run(ensure_checkpoint(path), recipe, record=data)
 
 
 def base_run(checkpoint_dir: Optional[Path] = None, default: Optional[PromptRecipe] = None, **prompt_flags: Any) -> Run:

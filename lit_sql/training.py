@@ -35,8 +35,9 @@ class TrainArgs:
     Args:
         activation_checkpointing: recompute blocks' activations in backward instead of keeping them (the same
             gradients, one more forward of each such block). Default (null): on the CPU, blocks keep theirs
-            until a micro-batch's kept activations reach 1.5 GiB, and the later blocks recompute; on a GPU
-            none does. true: every block; false: none. Under FSDP, true checkpoints the blocks FSDP wraps.
+            until a micro-batch's kept activations reach 1 GiB (`fast_training.ACTIVATION_BUDGET_GIB`), and the
+            later blocks recompute; on a GPU none does. true: every block; false: none. Under FSDP, true
+            checkpoints the blocks FSDP wraps.
     """
 
     micro_batch_size: int = 4
@@ -92,16 +93,19 @@ class TrainArgs:
 # -------------------------------------------------------------------------------------------------------
 # Data: batches by length
 # -------------------------------------------------------------------------------------------------------
-def default_precision(use_cuda: bool) -> str:
+def default_precision(use_cuda: bool, full: bool = False) -> str:
     """The training precision when none is asked for: bf16 where the hardware multiplies it much faster than
     float32 (a GPU, a CPU with AMX tiles), float32 elsewhere. Without AMX, bf16 training is slower: torch's
     bf16 GEMM runs at 1/2 (AVX512-BF16) to 1/7 (AVX2) of float32, and even with the matmuls done in float32
     (see `lit_sql.fast_training.Float32MatmulLinear`) a bf16 step was measured at 88% of the float32 speed
     (341 against 387 tokens/s, benchmarks/results/finetune_cpu*.json), while float32 keeps the adapter's small
-    updates exact."""
+    updates exact. `full` (full fine-tuning): bf16-mixed instead of bf16-true, since an update of a few 1e-5 to
+    a weight of 0.05 is below bf16's resolution and would vanish; float32 weights keep it."""
     if use_cuda:
         return "bf16-mixed"
-    return "bf16-true" if cpu_has_amx() else "32-true"
+    if cpu_has_amx():
+        return "bf16-mixed" if full else "bf16-true"
+    return "32-true"
 
 
 def length_grouped_batches(lengths: list[int], micro_batch_size: int, seed: int, epoch: int,
@@ -230,12 +234,14 @@ def latest_checkpoint(out_dir: Path) -> Optional[Path]:
 
 
 def save_checkpoint(fabric, path: Path, state: dict[str, Any]) -> None:
-    """Only LoRA tensors of the model are written. Written under a temporary name and renamed, so a crash
-    mid-save leaves the previous checkpoint intact and never a truncated one."""
+    """Only the LoRA tensors of a LoRA model are written (every weight under full fine-tuning). Written under a
+    temporary name and renamed, so a crash mid-save leaves the previous checkpoint intact and never a truncated
+    one."""
     from lit_sql.lora import lora_filter
 
     tmp = path.with_name(path.name + ".tmp")
-    fabric.save(tmp, state, filter={"model": lora_filter})
+    has_lora = any(lora_filter(name) for name, _ in state["model"].named_parameters())
+    fabric.save(tmp, state, filter={"model": lora_filter} if has_lora else None)
     fabric.barrier()
     if fabric.global_rank == 0:
         os.replace(tmp, path)

@@ -44,12 +44,13 @@ def _commands() -> dict[str, Callable[..., Any]]:
     from lit_sql.cli.evaluate import sql
     from lit_sql.cli.export import export, merge_lora
     from lit_sql.cli.finetune import setup as finetune
+    from lit_sql.cli.finetune import setup_full as finetune_full
     from lit_sql.cli.generate import base, lora
     from lit_sql.retrieval import build_index
 
     return {"demo": demo, "download": download, "convert": convert, "prepare": _prepare(), "finetune": finetune,
-            "generate": base, "generate-lora": lora, "eval": sql, "merge": merge_lora, "export": export,
-            "build-index": build_index, "app": app}
+            "finetune-full": finetune_full, "generate": base, "generate-lora": lora, "eval": sql, "merge": merge_lora,
+            "export": export, "build-index": build_index, "app": app}
 
 
 def _prepare():

@@ -1,7 +1,8 @@
-"""`finetune/lora.py`: LoRA and QLoRA fine-tuning on prepared text-to-SQL data, with Lightning Fabric.
+"""`finetune/lora.py` and `finetune/full.py`: LoRA, QLoRA and full fine-tuning on prepared text-to-SQL data,
+with Lightning Fabric.
 
-setup() checks every flag and input, builds Fabric and launches main(); main() loads, quantizes, adds
-LoRA and hands over to the shared loop in `lit_sql.training`.
+setup() (LoRA) and setup_full() (every weight) take the flags; launch() checks every flag and input, builds Fabric
+and starts main(), which loads, quantizes, adds LoRA and hands over to the shared loop in `lit_sql.training`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Literal, Optional
 
 import torch
 
-from lit_sql.checkpoint import DEFAULT_CHECKPOINT, atomic_torch_save, ensure_checkpoint, load_model
+from lit_sql.checkpoint import (DEFAULT_CHECKPOINT, WEIGHTS_FILE, atomic_torch_save, ensure_checkpoint, load_model,
+                               load_state_dict, save_weights)
 from lit_sql.config import Config
 from lit_sql.errors import LitSQLError
 from lit_sql.fast_training import optimize_for_training
@@ -23,7 +25,7 @@ from lit_sql.generation import parse_precision
 from lit_sql.data.prompt import PromptRecipe
 from lit_sql.lora import ADAPTER_FILE, HYPERPARAMETERS_FILE, LoRAConfig, lora_state_dict, trainable_parameters
 from lit_sql.quantize import check_quantize_mode
-from lit_sql.run import lora_settings, read_record, run_record, save_record
+from lit_sql.run import lora_settings, read_record, run_record, save_recipe, save_record
 from lit_sql.tokenizer import Tokenizer
 from lit_sql.training import (ExecutionCheck, TrainArgs, default_precision, fit, latest_checkpoint, make_optimizer,
                               plot_history, save_json)
@@ -107,19 +109,64 @@ def setup(
         resume: "auto" for the newest checkpoint in out_dir/checkpoints, or a checkpoint path.
         logger: csv or tensorboard (both write under out_dir/logs).
     """
+    check_quantize_mode(quantize)
+    lora = LoRAConfig(r=lora_r, alpha=lora_alpha, dropout=lora_dropout, targets=lora_targets)
+    return launch(data_dir, checkpoint_dir, out_dir, precision, devices, num_nodes, accelerator, strategy, train,
+                  resume, logger, lora=lora, quantize=quantize)
+
+
+def setup_full(
+    data_dir: Path = Path("data/generated"),
+    checkpoint_dir: Path = DEFAULT_CHECKPOINT,
+    out_dir: Path = Path("out/full/sql"),
+    precision: Optional[str] = None,
+    devices: int = 1,
+    num_nodes: int = 1,
+    accelerator: str = "auto",
+    strategy: Literal["auto", "ddp", "fsdp", "deepspeed"] = "auto",
+    train: TrainArgs = TrainArgs(learning_rate=5e-5),
+    resume: Optional[str] = None,
+    logger: Literal["csv", "tensorboard"] = "csv",
+) -> Path:
+    """Fine-tune every weight of a checkpoint on data prepared by scripts/prepare_sql.py (finetune/full.py).
+
+    The output folder is a checkpoint of its own (lit_model.pth, model_config.yaml, the tokenizer and the prompt
+    recipe), used like a LoRA run with `--lora_path <out_dir>` or like any model with `--checkpoint_dir <out_dir>`.
+
+    Args:
+        data_dir: folder with train.pt, test.pt and meta.json.
+        checkpoint_dir: the base model (the embedded SmolLM2 is converted on first use).
+        out_dir: where the weights, hyperparameters.yaml, logs, checkpoints and loss.png go.
+        precision: as for finetune/lora.py, except that on the CPU the default is bf16-mixed where AMX makes
+            bf16 fast (float32 weights and AdamW state: updates of a few 1e-5 vanish in bf16 weights), else 32-true.
+        devices: devices per node.
+        num_nodes: nodes.
+        accelerator: cpu, cuda or auto.
+        strategy: auto, ddp, fsdp or deepspeed (stage 2).
+        train: optimisation settings (the learning rate defaults to 5e-5: every weight moves, not a small adapter).
+        resume: "auto" for the newest checkpoint in out_dir/checkpoints, or a checkpoint path.
+        logger: csv or tensorboard (both write under out_dir/logs).
+    """
+    return launch(data_dir, checkpoint_dir, out_dir, precision, devices, num_nodes, accelerator, strategy, train,
+                  resume, logger, lora=None, quantize=None)
+
+
+def launch(data_dir: Path, checkpoint_dir: Path, out_dir: Path, precision: Optional[str], devices: int,
+           num_nodes: int, accelerator: str, strategy: str, train: TrainArgs, resume: Optional[str], logger: str,
+           lora: Optional[LoRAConfig], quantize: Optional[str]) -> Path:
+    """Check every input, build Fabric and train: LoRA with `lora`, every weight without."""
     import lightning as L
 
     # Every flag is checked before any heavy work starts.
-    check_quantize_mode(quantize)
-    lora = LoRAConfig(r=lora_r, alpha=lora_alpha, dropout=lora_dropout, targets=lora_targets)
     checkpoint_dir = ensure_checkpoint(checkpoint_dir)
     use_cuda = accelerator == "cuda" or (accelerator == "auto" and torch.cuda.is_available())
-    precision = precision or default_precision(use_cuda)
+    precision = precision or default_precision(use_cuda, full=lora is None)
     parse_precision(precision)
     out_dir = Path(out_dir)
     resume_path = resolve_resume(resume, out_dir, lora)
-    if resume_path is None and (out_dir / ADAPTER_FILE).is_file():
-        raise LitSQLError(f"{out_dir} already holds a finished run ({ADAPTER_FILE}); choose another --out_dir "
+    done = out_dir / (ADAPTER_FILE if lora is not None else WEIGHTS_FILE)
+    if resume_path is None and done.is_file():
+        raise LitSQLError(f"{out_dir} already holds a finished run ({done.name}); choose another --out_dir "
                           f"instead of overwriting it")
     config = Config.from_checkpoint(checkpoint_dir)
     tokenizer = Tokenizer(checkpoint_dir)
@@ -144,7 +191,7 @@ def setup(
                 tokenizer, resume_path, data_dir)
 
 
-def resolve_resume(resume: Optional[str], out_dir: Path, lora: LoRAConfig) -> Optional[Path]:
+def resolve_resume(resume: Optional[str], out_dir: Path, lora: Optional[LoRAConfig]) -> Optional[Path]:
     if resume is None:
         return None
     if resume == "auto":
@@ -157,11 +204,30 @@ def resolve_resume(resume: Optional[str], out_dir: Path, lora: LoRAConfig) -> Op
         if not path.exists():
             raise LitSQLError(f"--resume {resume}: no such checkpoint")
     if (out_dir / HYPERPARAMETERS_FILE).is_file():
-        saved = lora_settings(read_record(out_dir), out_dir)
+        record = read_record(out_dir)
+        if (record.get("lora") is None) != (lora is None):
+            kind = "full fine-tuning (finetune/full.py)" if lora is not None else "LoRA (finetune/lora.py)"
+            raise LitSQLError(f"--resume: {out_dir} holds a run of {kind}; resume it with the same script")
+        saved = lora_settings(record, out_dir) if lora is not None else None
         if saved != lora:
             raise LitSQLError(f"--resume: {out_dir} was trained with LoRA settings {asdict(saved)}, not {asdict(lora)}; "
                               f"pass the same --lora_* flags")
     return path
+
+
+def save_full_checkpoint(model: torch.nn.Module, base_dir: Path, out_dir: Path, recipe: PromptRecipe) -> None:
+    """Make `out_dir` a checkpoint: the trained weights (in the base's dtype), and the base's config and tokenizer
+    files and the run's prompt recipe beside them, so it loads as a model like any other."""
+    import shutil
+
+    dtype = next(iter(load_state_dict(base_dir / WEIGHTS_FILE).values())).dtype
+    for f in Path(base_dir).iterdir():
+        if f.is_file() and f.name not in (WEIGHTS_FILE, HYPERPARAMETERS_FILE):
+            shutil.copy2(f, out_dir / f.name)
+    save_recipe(out_dir, recipe)
+    state = {k: v.detach().to("cpu", dtype) for k, v in getattr(model, "module", model).state_dict().items()}
+    # Written last: a folder with the weights file holds a finished run.
+    save_weights(state, out_dir / WEIGHTS_FILE, tied=Config.from_checkpoint(base_dir).tie_embeddings)
 
 
 def make_logger(kind: str, out_dir: Path):
@@ -200,9 +266,9 @@ def make_exec_check(fabric, train: TrainArgs, test_data: list[dict], tokenizer: 
     return check
 
 
-def main(fabric, checkpoint_dir: Path, out_dir: Path, lora: LoRAConfig, train: TrainArgs, quantize: Optional[str],
-         precision: str, train_data: list[dict], test_data: list[dict], meta: dict, tokenizer: Tokenizer,
-         resume: Optional[Path], data_dir: Path) -> Path:
+def main(fabric, checkpoint_dir: Path, out_dir: Path, lora: Optional[LoRAConfig], train: TrainArgs,
+         quantize: Optional[str], precision: str, train_data: list[dict], test_data: list[dict], meta: dict,
+         tokenizer: Tokenizer, resume: Optional[Path], data_dir: Path) -> Path:
     from lightning.fabric.strategies import FSDPStrategy
 
     fabric.seed_everything(train.seed)
@@ -217,13 +283,15 @@ def main(fabric, checkpoint_dir: Path, out_dir: Path, lora: LoRAConfig, train: T
     start = time.perf_counter()
     model = load_model(checkpoint_dir, fabric.device, quantize=quantize, compute_dtype=compute_dtype_for(precision),
                        lora=lora)
+    if lora is None:
+        model.requires_grad_(True)  # full fine-tuning
     # FSDP checkpoints the blocks it wraps itself (see setup()).
     fsdp = isinstance(fabric.strategy, FSDPStrategy)
     model = optimize_for_training(model, activation_checkpointing=False if fsdp else train.activation_checkpointing)
     n_trainable = sum(p.numel() for p in trainable_parameters(model))
     n_total = sum(p.numel() for p in model.parameters())
-    fabric.print(f"LoRA r={lora.r} alpha={lora.alpha} on {', '.join(lora.module_suffixes())}: "
-                 f"{n_trainable:,} trainable of {n_total:,} parameters; precision {precision}"
+    what = f"LoRA r={lora.r} alpha={lora.alpha} on {', '.join(lora.module_suffixes())}" if lora else "Full fine-tuning"
+    fabric.print(f"{what}: {n_trainable:,} trainable of {n_total:,} parameters; precision {precision}"
                  + (f"; base quantized {quantize}" if quantize else ""))
     model = fabric.setup_module(model)
     optimizer = fabric.setup_optimizers(make_optimizer(trainable_parameters(model), train))
@@ -235,11 +303,16 @@ def main(fabric, checkpoint_dir: Path, out_dir: Path, lora: LoRAConfig, train: T
         logger.finalize("success")  # the CSV logger writes in batches: the last steps' figures too
     fabric.barrier()
     if fabric.global_rank == 0:
-        state = {k: v.detach().float().cpu() for k, v in lora_state_dict(model).items()}
-        # The final adapter is saved in float32 whatever the training precision.
-        atomic_torch_save(state, out_dir / ADAPTER_FILE)
+        if lora is not None:
+            state = {k: v.detach().float().cpu() for k, v in lora_state_dict(model).items()}
+            # The final adapter is saved in float32 whatever the training precision.
+            atomic_torch_save(state, out_dir / ADAPTER_FILE)
+        else:
+            save_full_checkpoint(model, checkpoint_dir, out_dir, recipe)
         plot = plot_history(history, out_dir / "loss.png")
         summary = {
+            "method": "lora" if lora is not None else "full",
+            "precision": precision,
             "steps": history.steps[-1] if history.steps else 0,
             "first_train_loss": history.train_loss[0] if history.train_loss else None,
             "final_train_loss": history.train_loss[-1] if history.train_loss else None,
@@ -249,5 +322,6 @@ def main(fabric, checkpoint_dir: Path, out_dir: Path, lora: LoRAConfig, train: T
             "seconds": time.perf_counter() - start,
         }
         save_json(out_dir / "train_summary.json", summary)
-        fabric.print(f"Saved the adapter to {out_dir / ADAPTER_FILE}" + (f"; loss curve {plot}" if plot else ""))
+        saved = out_dir / (ADAPTER_FILE if lora is not None else WEIGHTS_FILE)
+        fabric.print(f"Saved {saved}" + (f"; loss curve {plot}" if plot else ""))
     return out_dir
