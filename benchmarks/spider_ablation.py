@@ -12,6 +12,8 @@ the questions per minute of generation, and a paired sign test against the row a
 - + constrained: the same with schema-grounded decoding (`lit_sql/sql/grounding.py`), the default;
 - + guided3: execution-guided selection: the greedy answer and 2 samples (temperature 0.7), constrained; the
   result most candidates agree on wins, else the most likely query that runs (`--num_samples 3`).
+- full: full fine-tuning (`finetune/full.py`, `--full_path`, trained for the same CPU time as the adapter),
+  constrained greedy decoding; its sign test is against `constrained` (the same decoding, LoRA).
 
 Results are cached per row in `--out`, so a rerun only evaluates what is missing.
 Writes `benchmarks/results/spider_split_ablation.json`.
@@ -38,7 +40,9 @@ def main() -> None:
     p.add_argument("--lora_path", type=Path, default=ROOT / "out" / "spider_split" / "lit_sql")
     p.add_argument("--questions", type=int, default=200)
     p.add_argument("--out", type=Path, default=ROOT / "out" / "spider_ablation")
-    p.add_argument("--rows", default="base,greedy,constrained,guided3", help="comma-separated rows to evaluate")
+    p.add_argument("--full_path", type=Path, default=ROOT / "out" / "spider_split_full" / "lit_sql",
+                   help="a finetune/full.py run for the row `full`")
+    p.add_argument("--rows", default="base,greedy,constrained,guided3,full", help="comma-separated rows to evaluate")
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "spider_split_ablation.json")
     args = p.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -58,7 +62,9 @@ def main() -> None:
         "greedy": (tuned, free),
         "constrained": (tuned, EvalConfig(max_new_tokens=128)),
         "guided3": (tuned, EvalConfig(max_new_tokens=128, num_samples=3, temperature=0.7)),
+        "full": (lambda: load_run(args.full_path), EvalConfig(max_new_tokens=128)),
     }
+    versus = {"full": "constrained"}  # else the row above
     wanted = [r for r in args.rows.split(",") if r]
     unknown = set(wanted) - set(rows)
     if unknown:
@@ -71,6 +77,7 @@ def main() -> None:
             saved = json.loads(cache.read_text())
         else:
             run, cfg = rows[name]
+            run = run() if callable(run) else run
             records, summary = run_model(name, run, examples, cfg)
             saved = {"records": records, "summary": summary}
             cache.write_text(json.dumps(saved))
@@ -80,25 +87,32 @@ def main() -> None:
         s = results[name]["summary"]
         row = {"row": name, "execution_accuracy": s["execution_accuracy"], "executes": s["executes"],
                "questions_per_minute": s["questions_per_minute"], "constrained": s.get("constrained")}
-        if previous is not None:
-            row["paired_vs_previous"] = paired(results[name]["records"], results[previous]["records"],
-                                               (name, previous))
+        other = versus.get(name, previous)
+        if other is not None and other in results:
+            row["paired_vs"] = other
+            row["paired"] = paired(results[name]["records"], results[other]["records"], (name, other))
         table.append(row)
         previous = name
-    training = args.lora_path / "train_summary.json"
+    def described(path: Path) -> dict:
+        """Where a run is, how it was trained, and how far it got."""
+        record = load_run(path).record
+        training = path / "train_summary.json"
+        return {"path": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
+                "record": {k: record.get(k) for k in ("precision", "train")},
+                "training": json.loads(training.read_text()) if training.is_file() else None}
+
     out = {
         "name": "spider_split_ablation", "date": date.today().isoformat(), "device": cpu_name(),
         "metric": "execution accuracy", "mode": "testsuite", "higher_is_better": True,
         "split": f"{args.data_dir.name}: Spider train split by database (test databases never trained on)",
         "n": len(examples), "rows": table,
-        "adapter": {"path": str(args.lora_path.relative_to(ROOT)) if args.lora_path.is_relative_to(ROOT)
-                    else str(args.lora_path), "record": {k: tuned.record.get(k) for k in ("precision", "train")},
-                    "training": json.loads(training.read_text()) if training.is_file() else None},
+        "adapter": described(args.lora_path),
+        **({"full": described(args.full_path)} if "full" in wanted else {}),
         "rerun": RERUN,
     }
     args.results.write_text(json.dumps(out, indent=2) + "\n")
     for row in table:
-        test = row.get("paired_vs_previous", {})
+        test = row.get("paired", {})
         print(f"{row['row']:>12s}  {row['execution_accuracy']:5.1f}%  executes {row['executes']:5.1f}%  "
               f"{row['questions_per_minute']:6.1f} q/min  sign test p={test.get('sign_test_p', '-')}")
     print(f"wrote {args.results}\nRerun: {RERUN}")
