@@ -5,13 +5,17 @@
 Every row is evaluated by the same code (`eval/sql.py`'s `run_model`) on the same test questions of databases
 never trained on (prepare them as `benchmarks/spider_split.py`'s docstring says, and train the adapter with it or
 `finetune/lora.py`). Each row reports execution accuracy (testsuite mode), the share of answers that execute,
-the questions per minute of generation, and a paired sign test against the row above it. Rows:
+the questions per minute of generation (and its time against `constrained`'s), and a paired sign test against
+the row above it. Rows are cached, so evaluate every row in one quiet run for their times to compare. Rows:
 
 - base: the base model, free decoding;
 - greedy: the fine-tuned run, free decoding;
 - + constrained: the same with schema-grounded decoding (`lit_sql/sql/grounding.py`), the default;
 - + guided3: execution-guided selection: the greedy answer and 2 samples (temperature 0.7), constrained; the
   result most candidates agree on wins, else the most likely query that runs (`--num_samples 3`).
+- guided_on_error: execution-guided decoding: the greedy query, and 2 samples only for the questions whose greedy
+  query fails to run; the vote picks among those that run (`--num_samples 3 --sample_on_error`); its sign test
+  is against `constrained`.
 - full: full fine-tuning (`finetune/full.py`, `--full_path`, trained for the same CPU time as the adapter),
   constrained greedy decoding; its sign test is against `constrained` (the same decoding, LoRA).
 
@@ -42,7 +46,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "out" / "spider_ablation")
     p.add_argument("--full_path", type=Path, default=ROOT / "out" / "spider_split_full" / "lit_sql",
                    help="a finetune/full.py run for the row `full`")
-    p.add_argument("--rows", default="base,greedy,constrained,guided3,full", help="comma-separated rows to evaluate")
+    p.add_argument("--rows", default="base,greedy,constrained,guided3,guided_on_error,full",
+                   help="comma-separated rows to evaluate")
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "spider_split_ablation.json")
     args = p.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -62,9 +67,11 @@ def main() -> None:
         "greedy": (tuned, free),
         "constrained": (tuned, EvalConfig(max_new_tokens=128)),
         "guided3": (tuned, EvalConfig(max_new_tokens=128, num_samples=3, temperature=0.7)),
+        "guided_on_error": (tuned, EvalConfig(max_new_tokens=128, num_samples=3, temperature=0.7,
+                                              sample_on_error=True)),
         "full": (lambda: load_run(args.full_path), EvalConfig(max_new_tokens=128)),
     }
-    versus = {"full": "constrained"}  # else the row above
+    versus = {"guided_on_error": "constrained", "full": "constrained"}  # else the row above
     wanted = [r for r in args.rows.split(",") if r]
     unknown = set(wanted) - set(rows)
     if unknown:
@@ -87,6 +94,9 @@ def main() -> None:
         s = results[name]["summary"]
         row = {"row": name, "execution_accuracy": s["execution_accuracy"], "executes": s["executes"],
                "questions_per_minute": s["questions_per_minute"], "constrained": s.get("constrained")}
+        if "constrained" in results:  # decoding time against grounded greedy decoding's (the default's)
+            row["time_vs_constrained"] = round(
+                s["generation_seconds"] / results["constrained"]["summary"]["generation_seconds"], 2)
         other = versus.get(name, previous)
         if other is not None and other in results:
             row["paired_vs"] = other

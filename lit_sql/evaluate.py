@@ -36,6 +36,9 @@ class EvalConfig:
     # With num_samples > 1, the first candidate is the greedy answer: a tie (every result different) then goes to
     # the most likely query that runs, the rest are samples (execution-guided selection).
     greedy_first: bool = True
+    # With num_samples > 1: sample the other candidates only for the questions whose greedy query fails to run
+    # (execution-guided decoding at a fraction of the cost: see `candidates_for`).
+    sample_on_error: bool = False
     temperature: float = 0.7  # for num_samples > 1 (greedy otherwise)
     top_p: float = 0.95
     max_new_tokens: int = 200
@@ -148,6 +151,32 @@ def schemas_of(examples: Sequence[dict]) -> list[Optional["Schema"]]:
                 cache[key] = None
         out.append(cache[key])
     return out
+
+
+def candidates_for(model, tokenizer, style, prompts: Sequence[str], examples: Sequence[dict], cfg: EvalConfig,
+                   seed: int = 1234, desc: str = "generating",
+                   schemas: Optional[Sequence[Optional["Schema"]]] = None) -> list[list[str]]:
+    """The SQL candidates evaluation votes among: `generate_sql`'s, except with `cfg.sample_on_error`, where
+    every question gets its greedy query and only those whose query fails to run on the example's database get
+    `num_samples - 1` samples as well (Wang et al., 2018: execution-guided decoding). A question whose greedy
+    answer runs costs one decode, and its answer is the greedy one; for the others the vote picks among samples
+    that run."""
+    if not (cfg.sample_on_error and cfg.num_samples > 1):
+        return generate_sql(model, tokenizer, style, prompts, cfg, seed, desc, schemas)
+    from lit_sql.sql.execute import execute_many
+
+    candidates = generate_sql(model, tokenizer, style, prompts, replace(cfg, num_samples=1), seed, desc, schemas)
+    runs = execute_many([(databases_of(ex)[0], c[0]) for ex, c in zip(examples, candidates)],
+                        timeout_s=cfg.timeout_s, num_workers=cfg.workers)
+    failing = [i for i, r in enumerate(runs) if not r.ok]
+    if failing:
+        more = generate_sql(model, tokenizer, style, [prompts[i] for i in failing],
+                            replace(cfg, num_samples=cfg.num_samples - 1, greedy_first=False), seed,
+                            desc + " (samples where it fails)", [schemas[i] for i in failing] if schemas else None,
+                            force_sampling=True)
+        for i, extra in zip(failing, more):
+            candidates[i] = candidates[i] + extra
+    return candidates
 
 
 # -------------------------------------------------------------------------------------------------------

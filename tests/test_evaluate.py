@@ -14,7 +14,7 @@ import json
 import sqlite3
 import subprocess
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Optional
 
@@ -24,7 +24,7 @@ import torch
 import lit_sql.evaluate as evaluate
 from lit_sql.data.prompt import build_prompt
 from lit_sql.data.schema import render_schema
-from lit_sql.evaluate import EvalConfig, evaluate_examples, fix_errors, generate_sql, summarize
+from lit_sql.evaluate import EvalConfig, candidates_for, evaluate_examples, fix_errors, generate_sql, summarize
 from lit_sql.generation import SamplingConfig, generate_batch
 from lit_sql.prompts import load_prompt_style
 from lit_sql.tokenizer import Tokenizer
@@ -180,6 +180,38 @@ def test_greedy_first_makes_the_greedy_answer_the_first_candidate(checkpoint, mo
     assert [call["sampling"] for call in decoder.calls] == [asdict(SamplingConfig()),
                                                             asdict(SamplingConfig(temperature=0.8, top_p=0.95))]
     assert [len(call["prompts"]) for call in decoder.calls] == [2, 4]
+
+
+def test_sample_on_error_samples_only_where_the_greedy_query_fails(checkpoint, monkeypatch):
+    """Execution-guided decoding: a question whose greedy query runs keeps it alone (one decode); one whose query
+    fails gets samples too, and the vote picks a sample that runs."""
+    style = load_prompt_style(checkpoint)
+    questions = [LYON, NAMES, AGE]
+    script = {LYON[0]: {"samples": [LYON[1], "SELECT nope FROM teacher", "SELECT 1"]},
+              NAMES[0]: {"samples": ["SELECT nam FROM teacher", "SELECT name FROM teacher", "SELECT nom FROM teacher"]},
+              AGE[0]: {"samples": ["SELECT avg(ag) FROM teacher", "SELECT avg(age) FROM teachers",
+                                   "SELECT avg(age) FROM teacher"]}}
+    decoder = ScriptedDecoder(checkpoint, script)
+    monkeypatch.setattr(evaluate, "generate_batch", decoder)
+    examples = [example(q, sql, style) for q, sql in questions]
+    prompts = [ex["prompt"] for ex in examples]
+    cfg = EvalConfig(num_samples=3, temperature=0.8, sample_on_error=True, workers=1)
+    candidates = candidates_for(None, Tokenizer(checkpoint), style, prompts, examples, cfg)
+    # The scripted decoder gives the k-th copy of a prompt in a call its k-th answer: greedy gets the first, the
+    # two samples of a failing question the first two.
+    assert candidates == [[LYON[1]], ["SELECT nam FROM teacher"] * 2 + ["SELECT name FROM teacher"],
+                          ["SELECT avg(ag) FROM teacher"] * 2 + ["SELECT avg(age) FROM teachers"]]
+    greedy_call, sample_call = decoder.calls
+    assert greedy_call["sampling"] == asdict(SamplingConfig()) and len(greedy_call["prompts"]) == 3
+    assert sample_call["sampling"] == asdict(SamplingConfig(temperature=0.8, top_p=0.95))
+    assert sample_call["prompts"] == [prompts[1]] * 2 + [prompts[2]] * 2  # only the failing questions, twice each
+    records = evaluate_examples(examples, candidates, cfg)
+    assert [r["prediction"] for r in records] == [LYON[1], "SELECT name FROM teacher", "SELECT avg(ag) FROM teacher"]
+    assert [r["match"] for r in records] == [True, True, False]  # no sample of the third ran: its greedy answer stays
+    # Off (the default), every question is sampled as before.
+    decoder.calls.clear()
+    plain = candidates_for(None, Tokenizer(checkpoint), style, prompts, examples, replace(cfg, sample_on_error=False))
+    assert [len(c) for c in plain] == [3, 3, 3]
 
 
 def test_the_real_model_samples_different_candidates_reproducibly(checkpoint, model, monkeypatch):

@@ -12,7 +12,7 @@ import torch
 
 from lit_sql.data.prompt import PromptRecipe
 from lit_sql.errors import LitSQLError
-from lit_sql.evaluate import (EvalConfig, evaluate_examples, fix_errors, generate_sql, schemas_of, summarize,
+from lit_sql.evaluate import (EvalConfig, candidates_for, evaluate_examples, fix_errors, schemas_of, summarize,
                               write_reports)
 from lit_sql.retrieval import Retriever, augment_examples
 from lit_sql.run import Run, base_run, load_run
@@ -43,8 +43,8 @@ def run_model(name: str, run: Run, examples: list[dict], cfg: EvalConfig, precis
     start = time.perf_counter()
     prompts = [ex.get("prompt") or run.prompt(ex["question"], ex["schema"], evidence=ex.get("evidence"))
                for ex in examples]
-    candidates = generate_sql(model, tokenizer, style, prompts, cfg, seed, desc=f"{name}: generating",
-                              schemas=schemas_of(examples))
+    candidates = candidates_for(model, tokenizer, style, prompts, examples, cfg, seed, desc=f"{name}: generating",
+                                schemas=schemas_of(examples))
     seconds = time.perf_counter() - start
     records = evaluate_examples(examples, candidates, cfg)
     if cfg.fix_errors:
@@ -52,7 +52,8 @@ def run_model(name: str, run: Run, examples: list[dict], cfg: EvalConfig, precis
     summary = summarize(records, cfg.mode)
     summary.update({"model": name, "generation_seconds": round(seconds, 1),
                     "questions_per_minute": round(60 * len(examples) / max(seconds, 1e-9), 1),
-                    "num_samples": cfg.num_samples, "greedy_first": cfg.greedy_first, "fix_errors": cfg.fix_errors,
+                    "num_samples": cfg.num_samples, "greedy_first": cfg.greedy_first,
+                    "sample_on_error": cfg.sample_on_error, "fix_errors": cfg.fix_errors,
                     "constrained": cfg.constrained})
     print(f"{name}: execution accuracy {summary['execution_accuracy']:.1f}% ({cfg.mode}) on {len(records)} "
           f"questions; executes {summary['executes']:.1f}%, exact match {summary['exact_match']:.1f}%", file=sys.stderr)
@@ -99,6 +100,7 @@ def sql(
     num_samples: int = 1,
     temperature: float = 0.7,
     greedy_first: bool = True,
+    sample_on_error: bool = False,
     fix_errors: bool = False,
     constrained: bool = True,
     batch_size: int = EvalConfig.batch_size,
@@ -131,6 +133,8 @@ def sql(
         temperature: sampling temperature when num_samples > 1.
         greedy_first: with num_samples > 1, the first candidate is the greedy answer, so that when no result wins
             the vote the most likely query that runs is chosen (execution-guided selection); false: all sampled.
+        sample_on_error: with num_samples > 1, sample only for the questions whose greedy query fails to run
+            (execution-guided decoding): the others keep their greedy answer at the cost of one decode.
         fix_errors: give a failing query's SQLite error back to the model once.
         constrained: schema-grounded decoding: every table and column name the model writes must exist in the
             question's database (lit_sql/sql/grounding.py); false: free decoding.
@@ -151,7 +155,7 @@ def sql(
             the plain model.
     """
     cfg = EvalConfig(mode=mode, num_samples=num_samples, temperature=temperature, greedy_first=greedy_first,
-                     max_new_tokens=max_new_tokens,
+                     sample_on_error=sample_on_error, max_new_tokens=max_new_tokens,
                      batch_size=batch_size, fix_errors=fix_errors, constrained=constrained, timeout_s=timeout_s,
                      workers=workers)
     if compare and lora_path is None:
