@@ -19,13 +19,14 @@ the row above it. Rows are cached, so evaluate every row in one quiet run for th
 - full: full fine-tuning (`finetune/full.py`, `--full_path`, trained for the same CPU time as the adapter),
   constrained greedy decoding; its sign test is against `constrained` (the same decoding, LoRA).
 
-Results are cached per row in `--out`, so a rerun only evaluates what is missing.
+Results are cached per row and trained run in `--out`, so a rerun only evaluates what is missing.
 Writes `benchmarks/results/spider_split_ablation.json`.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -78,8 +79,13 @@ def main() -> None:
         raise SystemExit(f"--rows: unknown {sorted(unknown)}; choose from {', '.join(rows)}")
     args.out.mkdir(parents=True, exist_ok=True)
     results = {}
+    def tag(path: Path) -> str:
+        """Which trained run a cached row belongs to: its folder and when its weights were written."""
+        weights = next(f for f in (path / "adapter.pth", path / "lit_model.pth") if f.is_file())
+        return hashlib.sha1(f"{path.resolve()}:{weights.stat().st_mtime_ns}".encode()).hexdigest()[:8]
+
     for name in wanted:
-        cache = args.out / f"{name}-{len(examples)}.json"
+        cache = args.out / f"{name}-{len(examples)}-{tag(args.full_path if name == 'full' else args.lora_path)}.json"
         if cache.is_file():
             saved = json.loads(cache.read_text())
         else:

@@ -76,7 +76,7 @@ def main() -> None:
     p.add_argument("--data_dir", type=Path, default=ROOT / "data" / "spider")
     p.add_argument("--out", type=Path, default=ROOT / "out" / "spider_split")
     p.add_argument("--cpu_minutes", type=float, default=30.0)
-    p.add_argument("--learning_rate", type=float, default=1e-3, help="LoRA's, and the peer's")
+    p.add_argument("--learning_rate", type=float, default=2e-3, help="LoRA's, and the peer's")
     p.add_argument("--method", choices=["lora", "full"], default="lora",
                    help="lit_sql's fine-tuning: LoRA (as the peer) or every weight (finetune/full.py)")
     p.add_argument("--full_learning_rate", type=float, default=5e-5, help="with --method full")
