@@ -32,6 +32,25 @@ ROOT = Path(__file__).resolve().parents[1]
 RERUN = ".venv/bin/python benchmarks/spider_split.py"
 
 
+def lit_sql_command(data_dir: Path, checkpoint: Path, out_dir: Path, cpu_minutes: float, learning_rate: float,
+                    method: str = "lora") -> list[str]:
+    """lit_sql's fine-tuning on the Spider split as every Spider benchmark trains it: micro-batches of 8, global
+    16, 10 warmup steps, cosine over a budget of process CPU time, no execution check (the peer has none); LoRA
+    r16 on every linear layer in bf16, or (method full) every weight at full.py's default precision."""
+    common = ["--data_dir", str(data_dir), "--checkpoint_dir", str(checkpoint), "--out_dir", str(out_dir),
+              "--train.micro_batch_size", "8", "--train.global_batch_size", "16", "--train.warmup_steps", "10",
+              "--train.max_minutes", str(cpu_minutes), "--train.clock", "cpu",
+              "--train.eval_interval", "100000", "--train.eval_batches", "20", "--train.save_interval", "100",
+              "--train.exec_eval_interval", "0", "--train.learning_rate", str(learning_rate), "--resume", "auto"]
+    if method == "full":
+        return [sys.executable, "finetune/full.py", *common]
+    return [sys.executable, "finetune/lora.py", *common, "--precision", "bf16-true", "--lora_r", "16",
+            "--lora_alpha", "32", "--lora_targets", "all-linear"]
+
+
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
 def train_both(args, checkpoint: Path, out: Path) -> None:
     """lit_sql's finetune/lora.py and the peer, side by side, one thread each, same CPU-time budget."""
     from lit_sql.export import export_hf
@@ -41,19 +60,9 @@ def train_both(args, checkpoint: Path, out: Path) -> None:
     if not (hf_base / "config.json").is_file():
         export_hf(base_run(checkpoint), hf_base, overwrite=True)
     shared = ["--learning_rate", str(args.learning_rate)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    common = ["--data_dir", str(args.data_dir), "--checkpoint_dir", str(checkpoint), "--out_dir", str(out / "lit_sql"),
-              "--train.micro_batch_size", "8", "--train.global_batch_size", "16", "--train.warmup_steps", "10",
-              "--train.max_minutes", str(args.cpu_minutes), "--train.clock", "cpu",
-              "--train.eval_interval", "100000", "--train.eval_batches", "20", "--train.save_interval", "100",
-              "--train.exec_eval_interval", "0",  # no execution check during training: the peer has none
-              "--resume", "auto"]
-    if args.method == "full":  # every weight; the precision is full.py's default (bf16-mixed with AMX, else fp32)
-        lit_cmd = [sys.executable, "finetune/full.py", *common, "--train.learning_rate", str(args.full_learning_rate)]
-    else:
-        lit_cmd = [sys.executable, "finetune/lora.py", *common, "--precision", "bf16-true", "--lora_r", "16",
-                   "--lora_alpha", "32", "--lora_targets", "all-linear",
-                   "--train.learning_rate", str(args.learning_rate)]
+    env = {**os.environ, **ONE_THREAD}
+    lit_cmd = lit_sql_command(args.data_dir, checkpoint, out / "lit_sql", args.cpu_minutes,
+                              args.full_learning_rate if args.method == "full" else args.learning_rate, args.method)
     peer_cmd = [sys.executable, "benchmarks/_spider_peer.py", "--hf_dir", str(hf_base), "--data_dir", str(args.data_dir),
                 "--out_dir", str(out / "peer"), "--cpu_minutes", str(args.cpu_minutes), *shared,
                 # Same global batch of 16; micro-batches of 4 because transformers computes float32 logits over the

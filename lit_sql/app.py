@@ -101,7 +101,7 @@ class ModelGenerator:
 
     def prompt(self, request: Request) -> str:
         run = self._run(request.model)
-        schema = run.read_schema(request.db_path)
+        schema = run.read_schema(request.db_path, request.question)
         if request.retrieval:
             if self.retriever is None:
                 raise LitSQLError("retrieval is off for this server: start it with --retrieval examples:3,schema "

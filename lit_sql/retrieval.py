@@ -392,7 +392,8 @@ def augment_examples(retriever: Retriever, examples: Sequence[dict], run: "Run",
     for ex in tqdm(examples, desc="retrieving", unit="question", leave=False):
         # Schema pruning starts from the whole database, not from the schema prepare_sql.py may have shortened.
         whole = retriever.spec.schema and ex.get("db_path") and Path(ex["db_path"]).is_file()
-        schema = read_schema(ex["db_path"], recipe.sample_rows) if whole else ex["schema"]
+        schema = (recipe.with_value_hints(read_schema(ex["db_path"], recipe.sample_rows), ex["question"], ex["db_path"])
+                  if whole else ex["schema"])
         found = retriever.prompt(run.style, ex["question"], schema, evidence=ex.get("evidence"), recipe=recipe,
                                  db=database_of(ex), max_tokens=budget, count_tokens=run.count_tokens)
         with_examples += bool(found.examples)

@@ -83,7 +83,7 @@ class Run:
         if (schema is None) == (db is None):
             raise LitSQLError("pass the database's schema with exactly one of a schema text or a database file")
         if db is not None:
-            schema = self.read_schema(db)
+            schema = self.read_schema(db, question)
         if isinstance(schema, str):
             return self.recipe.build(self.style, question, schema, evidence, examples)
         if examples:  # retrieval fits examples and schema together (`Retriever.prompt`)
@@ -99,12 +99,15 @@ class Run:
         """Tokens a prompt may take: the model's context less the answer's room."""
         return self.config.block_size - (max_new_tokens or 0)
 
-    def read_schema(self, db: Union[str, Path]) -> "Schema":
+    def read_schema(self, db: Union[str, Path], question: Optional[str] = None) -> "Schema":
+        """The database's schema as the recipe shows it: with its sample rows, and with the value hints of
+        `question` when the run was trained with them."""
         from lit_sql.data.schema import read_schema
 
         if not Path(db).is_file():
             raise LitSQLError(f"database {db}: no such file")
-        return read_schema(db, self.recipe.sample_rows)
+        schema = read_schema(db, self.recipe.sample_rows)
+        return self.recipe.with_value_hints(schema, question, db) if question is not None else schema
 
     def load_model(self, precision: str = "32-true", device: str = "cpu", quantize: Optional[str] = None,
                    fast_decoding: bool = True):

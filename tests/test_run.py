@@ -1,5 +1,5 @@
-"""The run record (`lit_sql.run`): a run trained with compact schemas and a custom system prompt on a base that is
-not the default is used by generate, eval, the app, merge and every export with no flag but --lora_path, and each
+"""The run record (`lit_sql.run`): a run trained with compact schemas, value hints and a custom system prompt on a base
+that is not the default is used by generate, eval, the app, merge and every export with no flag but --lora_path, and each
 writes the prompt token for token as training did."""
 
 from __future__ import annotations
@@ -23,14 +23,15 @@ SYSTEM = "Write one SQLite query for the question."
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny base in a folder of its own, Spider-layout data prepared with compact schemas, and a 2-step run."""
+    """A tiny base in a folder of its own, Spider-layout data prepared with compact schemas and value hints, and a
+    2-step run."""
     from lit_sql.data.prepare import prepare
 
     root = tmp_path_factory.mktemp("run_record")
     checkpoint = make_tiny_checkpoint(root / "models" / "tiny-base", block_size=2048)
     common = dict(dataset="spider", data_path=FIXTURES / "spider", checkpoint_dir=checkpoint, max_seq_length=2048,
                   system_prompt=SYSTEM, test_split_fraction=0.3, split_by="database")
-    data = prepare(out_dir=root / "compact", schema_format="compact", **common)
+    data = prepare(out_dir=root / "compact", schema_format="compact", value_hints=True, **common)
     ddl = prepare(out_dir=root / "ddl", schema_format="ddl", **common)
     out = root / "run"
     result = subprocess.run(
@@ -63,7 +64,8 @@ def test_the_record_holds_everything_needed_to_use_the_run(trained):
     assert record["base"] == {"checkpoint_dir": str(checkpoint.resolve()), "model_name": "tiny"}
     assert record["lora"]["r"] == 2 and record["precision"] == "32-true" and record["quantize"] is None
     assert record["prompt"] == {"prompt_style": "chatml", "system_prompt": SYSTEM, "schema_format": "compact",
-                                "sample_rows": 0, "max_seq_length": 2048, "dialect": "sqlite"}
+                                "sample_rows": 0, "value_hints": True, "max_seq_length": 2048,
+                                "dialect": "sqlite"}
     # Every step checkpoint carries the same record.
     step = torch.load(out / "checkpoints" / "step-000001.pth", weights_only=False)
     assert step["run"] == record
@@ -76,6 +78,10 @@ def test_run_prompt_is_the_training_prompt_token_for_token(trained, no_default):
     assert len(examples) >= 4
     # What training saw: the custom system prompt and one line per table.
     assert all(SYSTEM in ex["prompt"] and "CREATE TABLE" not in ex["prompt"] for ex in examples)
+    # and the cells a question names beside their column, question by question
+    lyon = next(ex for ex in examples if ex["question"] == "How many teachers live in Lyon?")
+    assert "city TEXT ['Lyon']" in lyon["prompt"]
+    assert sum("['" in ex["prompt"] for ex in examples) < len(examples)  # not every question names a cell
     for ex in examples:
         assert run.tokenizer.encode(run.prompt(ex["question"], db=ex["db_path"])) == prompt_ids(ex)
 

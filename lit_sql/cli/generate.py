@@ -154,7 +154,7 @@ def lora(
     flags = dict(prompt_style=prompt_style, system_prompt=system_prompt, schema_format=schema_format,
                  sample_rows=sample_rows)
     run = load_run(lora_path, checkpoint_dir, **flags) if lora_path is not None else base_run(checkpoint_dir, **flags)
-    tables = run.read_schema(db) if db is not None else schema
+    tables = run.read_schema(db, prompt) if db is not None else schema
     retriever = Retriever.from_flags(retrieval, retrieval_index, retrieval_threshold)
     sampling = SamplingConfig(temperature, top_k, top_p)
     tokenizer = run.tokenizer

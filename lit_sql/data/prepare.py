@@ -209,6 +209,7 @@ def prepare(
     max_seq_length: int = 1024,
     schema_format: Literal["ddl", "compact"] = "ddl",
     sample_rows: int = 0,
+    value_hints: bool = False,
     test_split_fraction: Optional[float] = None,
     split_by: Literal["example", "database"] = "example",
     seed: int = 42,
@@ -241,6 +242,9 @@ def prepare(
             are rejected.
         schema_format: ddl (CREATE TABLE statements) or compact (one line per table).
         sample_rows: rows of each table shown as INSERT statements (sources with databases).
+        value_hints: show, beside their columns, the cells of the question's database that the question
+            mentions (sources with databases; `lit_sql.data.values`). Generation, evaluation and the app add
+            them the same way for a run trained on such data.
         test_split_fraction: share of examples held out for test; default 0.2 for synthetic-text-to-sql,
             0.1 otherwise.
         split_by: example, or database (no test database is seen in training).
@@ -298,7 +302,8 @@ def prepare(
     out_dir = Path(out_dir) if out_dir is not None else Path("data") / name
     out_dir.mkdir(parents=True, exist_ok=True)
     recipe = PromptRecipe(prompt_style=style.name, system_prompt=system_prompt or DEFAULT_SQL_SYSTEM_PROMPT,
-                          schema_format=schema_format, sample_rows=sample_rows, max_seq_length=max_seq_length)
+                          schema_format=schema_format, sample_rows=sample_rows, value_hints=value_hints,
+                          max_seq_length=max_seq_length)
 
     # ---- load, check, deduplicate and split each source
     all_rejects: list[dict] = []
@@ -382,9 +387,8 @@ def _tokenize(examples, tokenizer, style, recipe: PromptRecipe, mask_prompt, sta
     texts: dict[int, str] = {}
 
     def schema_of(ex: SQLExample) -> Schema:
-        if ex.schema is not None:
-            return ex.schema
-        return read_schema(ex.db_path, recipe.sample_rows)
+        schema = ex.schema if ex.schema is not None else read_schema(ex.db_path, recipe.sample_rows)
+        return recipe.with_value_hints(schema, ex.question, ex.db_path)
 
     def text_of(schema: Schema) -> str:
         key = id(schema)

@@ -8,7 +8,8 @@ may put solved examples (question and SQL) in front of the schema; without them 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import TYPE_CHECKING, Callable, Optional, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Optional, Sequence, Union
 
 from lit_sql.errors import LitSQLError
 
@@ -60,6 +61,7 @@ class PromptRecipe:
     system_prompt: str = DEFAULT_SQL_SYSTEM_PROMPT
     schema_format: str = "ddl"  # ddl (CREATE TABLE statements) or compact (one line per table)
     sample_rows: int = 0  # rows of each table shown with the schema
+    value_hints: bool = False  # cells of the database the question mentions, beside their columns
     max_seq_length: Optional[int] = None  # prompt + SQL + EOS in training; longer prompts got a shorter schema
     dialect: str = "sqlite"  # the SQL the answers are written in
 
@@ -99,6 +101,16 @@ class PromptRecipe:
 
     def render_schema(self, schema: "Schema") -> str:
         return schema.render(self.schema_format, self.sample_rows)
+
+    def with_value_hints(self, schema: "Schema", question: str, db_path: Union[str, Path, None]) -> "Schema":
+        """`schema` with the value hints of `question` when this recipe shows them and the database is known
+        (`lit_sql.data.values`); else `schema` itself. Training and inference both call it, so a model sees hints
+        exactly as it learned them."""
+        if not self.value_hints or db_path is None:
+            return schema
+        from lit_sql.data.values import add_value_hints
+
+        return add_value_hints(schema, db_path, question)
 
     def build(self, style: "PromptStyle", question: str, schema_text: str, evidence: Optional[str] = None,
               examples: Optional[Sequence[tuple[str, str]]] = None) -> str:

@@ -31,6 +31,7 @@ class Column:
     name: str
     type: str = ""
     primary_key: bool = False
+    values: tuple[str, ...] = ()  # value hints: cells the question mentions (`lit_sql.data.values`)
 
 
 @dataclass
@@ -167,6 +168,11 @@ def _column_def(c: Column, single_pk: bool) -> str:
     return out + (" PRIMARY KEY" if c.primary_key and single_pk else "")
 
 
+def _hint(c: Column) -> str:
+    """A column's value hints as SQL literals, e.g. `['Netherlands', 'France']`; "" without any."""
+    return f"[{', '.join(map(literal, c.values))}]" if c.values else ""
+
+
 def _fk_target(table: str, refs: list[str]) -> str:
     return f"{quote(table)}({', '.join(map(quote, refs))})" if refs else quote(table)
 
@@ -182,11 +188,15 @@ def _render_ddl(t: Table, sample_rows: int) -> str:
         return "\n".join([t.ddl, *_rows(t, sample_rows)])
     single_pk = len(t.primary_key) == 1
     lines = [_column_def(c, single_pk) for c in t.columns]
+    hints = [_hint(c) for c in t.columns]
     if len(t.primary_key) > 1:
         lines.append(f"PRIMARY KEY ({', '.join(map(quote, t.primary_key))})")
     for cols, table, refs in t.foreign_keys:
         lines.append(f"FOREIGN KEY ({', '.join(map(quote, cols))}) REFERENCES {_fk_target(table, refs)}")
-    body = ",\n".join("  " + line for line in lines)
+    hints += [""] * (len(lines) - len(hints))
+    # A hint is an SQL comment after the column's comma, so the statement still runs as written.
+    body = "\n".join(f"  {line}{',' if i < len(lines) - 1 else ''}{' -- values: ' + hint if hint else ''}"
+                     for i, (line, hint) in enumerate(zip(lines, hints)))
     return "\n".join([f"CREATE TABLE {quote(t.name)} (\n{body}\n);", *_rows(t, sample_rows)])
 
 
@@ -198,7 +208,8 @@ def _render_compact(t: Table, sample_rows: int) -> str:
         parts = []
         for c in t.columns:
             part = quote(c.name) + (f" {c.type}" if c.type else "") + (" PK" if c.primary_key else "")
-            parts.append(part + (f" -> {fks[c.name]}" if c.name in fks else ""))
+            part += f" -> {fks[c.name]}" if c.name in fks else ""
+            parts.append(part + (f" {_hint(c)}" if c.values else ""))
         line = f"{quote(t.name)}({', '.join(parts)})"
     rows = _rows(t, sample_rows)
     if rows and not t.inserts:

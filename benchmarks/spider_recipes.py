@@ -1,0 +1,141 @@
+"""Recipe levers on the Spider database split at equal CPU time: each variant trained for the same budget of
+process CPU time under the same conditions, then evaluated on the same test questions.
+
+    .venv/bin/python scripts/prepare_sql.py --dataset spider --data_path ../shared/data/spider-train \\
+        --split_by database --schema_format compact --max_seq_length 512 --out_dir data/spider [--value_hints true]
+    .venv/bin/python benchmarks/spider_recipes.py --variants default,hints [--cpu_minutes 30]
+
+A variant is a prepared data folder and a learning rate (`VARIANTS`); everything else is `spider_split.py`'s
+recipe (`lit_sql_command`). Variants train two at a time, one thread each, so both see the same machine; a
+variant already trained in `--out` is not trained again (delete its folder to retrain). Each is evaluated with
+the default decoding (schema-grounded greedy) on the first `--questions` of its data's test split, which must be
+the same questions for every variant, and compared with the first variant by a paired sign test.
+Writes `benchmarks/results/spider_split_recipes.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from _common import cpu_name, paired
+from spider_split import ONE_THREAD, lit_sql_command
+
+ROOT = Path(__file__).resolve().parents[1]
+RERUN = ".venv/bin/python benchmarks/spider_recipes.py"
+
+# name: (prepared data folder, learning rate, what it tests)
+VARIANTS = {
+    "default": ("data/spider", 2e-3, "the recipe of spider_split.py: plain SQL answers, no value hints"),
+    "lr1e-3": ("data/spider", 1e-3, "the learning rate finetune/lora.py defaults to"),
+    "hints": ("data/spider_hints", 2e-3, "value hints: prepare_sql.py --value_hints true"),
+    "linked": ("data/spider_linked", 2e-3, "schema-linking targets: prepare_sql.py --target_format linked"),
+}
+
+
+def train(names: list[str], checkpoint: Path, out: Path, cpu_minutes: float) -> None:
+    """Train the variants not yet trained, two at a time, one thread each."""
+    todo = [n for n in names if not (out / n / "train_summary.json").is_file()]
+    env = {**os.environ, **ONE_THREAD}
+    for start in range(0, len(todo), 2):
+        procs = {}
+        for name in todo[start:start + 2]:
+            data, lr, _ = VARIANTS[name]
+            cmd = lit_sql_command(ROOT / data, checkpoint, out / name, cpu_minutes, lr)
+            log = open(out / f"train_{name}.log", "w")
+            procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        started = time.perf_counter()
+        for name, proc in procs.items():
+            if proc.wait() != 0:
+                raise SystemExit(f"{name} training failed: see {out}/train_{name}.log")
+        print(f"trained {', '.join(procs)} in {time.perf_counter() - started:.0f} s of wall time", file=sys.stderr)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--variants", default="default,hints", help=f"comma-separated, the first is the baseline; "
+                                                                 f"of: {', '.join(VARIANTS)}")
+    p.add_argument("--cpu_minutes", type=float, default=30.0)
+    p.add_argument("--questions", type=int, default=200)
+    p.add_argument("--out", type=Path, default=ROOT / "out" / "spider_recipes")
+    p.add_argument("--skip_training", action="store_true", help="evaluate the variants already trained in --out")
+    p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "spider_split_recipes.json")
+    args = p.parse_args()
+    names = [n for n in args.variants.split(",") if n]
+    unknown = set(names) - set(VARIANTS)
+    if unknown:
+        raise SystemExit(f"--variants: unknown {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
+    for name in names:
+        if not (ROOT / VARIANTS[name][0] / "test.pt").is_file():
+            raise SystemExit(f"{VARIANTS[name][0]}/test.pt not found: prepare it (see this file's docstring)")
+    sys.path.insert(0, str(ROOT))
+    import torch
+
+    from lit_sql.checkpoint import EMBEDDED_REPO_ID, ensure_checkpoint
+    from lit_sql.cli.evaluate import load_split, run_model
+    from lit_sql.evaluate import EvalConfig
+    from lit_sql.run import load_run
+
+    checkpoint = ensure_checkpoint(ROOT / "checkpoints" / EMBEDDED_REPO_ID)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.skip_training:
+        train(names, checkpoint, args.out, args.cpu_minutes)
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    results, questions = {}, None
+    for name in names:
+        examples = load_split(ROOT / VARIANTS[name][0], "test", args.questions, seed=1234)
+        asked = [(ex["db_id"], ex["question"]) for ex in examples]
+        if questions is not None and asked != questions:
+            raise SystemExit(f"{name}'s data has other test questions than {names[0]}'s: prepare both with the "
+                             f"same split (--split_by database, same --seed and --max_seq_length)")
+        questions = asked
+        run_dir = args.out / name
+        weights = run_dir / "adapter.pth"
+        cache = args.out / f"eval-{name}-{len(examples)}-{weights.stat().st_mtime_ns}.json"
+        if cache.is_file():
+            saved = json.loads(cache.read_text())
+        else:
+            records, summary = run_model(name, load_run(run_dir), examples, EvalConfig(max_new_tokens=128))
+            saved = {"records": records, "summary": summary}
+            cache.write_text(json.dumps(saved))
+        training = json.loads((run_dir / "train_summary.json").read_text())
+        results[name] = saved | {"training": training}
+
+    baseline = names[0]
+    rows = []
+    for name in names:
+        s, t = results[name]["summary"], results[name]["training"]
+        row = {"variant": name, "what": VARIANTS[name][2], "data": VARIANTS[name][0],
+               "learning_rate": VARIANTS[name][1], "execution_accuracy": s["execution_accuracy"],
+               "executes": s["executes"], "questions_per_minute": s["questions_per_minute"],
+               "steps": t.get("steps"), "final_val_loss": list(t["val_loss"].values())[-1] if t.get("val_loss") else None,
+               "training": t}
+        if name != baseline:
+            row["paired_vs"] = baseline
+            row["paired"] = paired(results[name]["records"], results[baseline]["records"], (name, baseline))
+        rows.append(row)
+    out = {
+        "name": "spider_split_recipes", "date": date.today().isoformat(), "device": cpu_name(),
+        "metric": "execution accuracy", "mode": "testsuite", "higher_is_better": True,
+        "split": "Spider train split by database (test databases never trained on)", "n": len(questions),
+        "budget": f"{args.cpu_minutes:g} CPU-minutes of training each, one thread, two variants at a time",
+        "decoding": "schema-grounded greedy (the default), 128 new tokens, float32",
+        "rows": rows, "rerun": f"{RERUN} --variants {','.join(names)}",
+    }
+    args.results.write_text(json.dumps(out, indent=2) + "\n")
+    for row in rows:
+        test = row.get("paired", {})
+        print(f"{row['variant']:>10s}  {row['execution_accuracy']:5.1f}%  executes {row['executes']:5.1f}%  "
+              f"{row['steps']} steps  sign test p={test.get('sign_test_p', '-')}")
+    print(f"wrote {args.results}\nRerun: {out['rerun']}")
+
+
+if __name__ == "__main__":
+    main()
