@@ -81,7 +81,7 @@ class ModelGenerator:
         self.precision, self.max_new_tokens = precision, max_new_tokens
         self.retriever, self.constrained = retriever, constrained
         for name, run in self.runs.items():
-            if max_new_tokens >= run.config.block_size:
+            if self._new_tokens(run) >= run.config.block_size:
                 raise LitSQLError(f"--max_new_tokens {max_new_tokens} leaves no room for the prompt in the context of "
                                   f"{name} ({run.config.block_size} tokens)")
         self._loaded: tuple[Optional[str], Any] = (None, None)
@@ -91,6 +91,10 @@ class ModelGenerator:
         if name not in self.runs:
             raise LitSQLError(f"unknown model {name!r}: choose one of {sorted(self.runs)}")
         return self.runs[name]
+
+    def _new_tokens(self, run) -> int:
+        """The most tokens of one answer: --max_new_tokens of SQL, and a linked run's links line before it."""
+        return run.recipe.answer_tokens(self.max_new_tokens)
 
     def _model(self, name: str):
         run = self._run(name)
@@ -108,9 +112,9 @@ class ModelGenerator:
                                   "--retrieval_index PATH (an index built by scripts/build_index.py)")
             return self.retriever.prompt(run.style, request.question, schema, recipe=run.recipe,
                                          count_tokens=run.count_tokens,
-                                         max_tokens=run.prompt_budget(self.max_new_tokens)).text
+                                         max_tokens=run.prompt_budget(self._new_tokens(run))).text
         try:
-            return run.prompt(request.question, schema, max_new_tokens=self.max_new_tokens)
+            return run.prompt(request.question, schema, max_new_tokens=self._new_tokens(run))
         except LitSQLError:
             raise LitSQLError(f"the schema of {Path(request.db_path).name} is too long for the model's context of "
                               f"{run.config.block_size} tokens, even with only the tables the question names") from None
@@ -131,7 +135,7 @@ class ModelGenerator:
                 grounding = grounding_for(tokenizer, [run.read_schema(request.db_path)],
                                           [s[0] for s in stops if len(s) == 1])
             tokens: list[int] = []
-            for token in generate(model, ids, self.max_new_tokens, stop_tokens=stops, grounding=grounding):
+            for token in generate(model, ids, self._new_tokens(run), stop_tokens=stops, grounding=grounding):
                 tokens.append(token)
                 text = tokenizer.decode(tokens)
                 if not text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest

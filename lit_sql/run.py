@@ -3,10 +3,10 @@
 Fine-tuning writes `hyperparameters.yaml` beside the adapter (and into every step checkpoint): the base
 checkpoint (its path and model name), the LoRA settings, the quantization and precision, the optimisation
 settings, and the data's prompt recipe (`PromptRecipe`: prompt style, system prompt, schema format, sample rows,
-max length, dialect). `load_run(path)` reads it back and returns a `Run`, which builds the prompt for a question
-exactly as training did and loads the model. Generation, evaluation, the app, retrieval, merge and every export
-go through it, so none of them re-derives a setting; their `--checkpoint_dir` and prompt flags may only repeat
-what the record says.
+max length, dialect, target format). `load_run(path)` reads it back and returns a `Run`, which builds the prompt
+for a question exactly as training did and loads the model. Generation, evaluation, the app, retrieval, merge and
+every export go through it, so none of them re-derives a setting; their `--checkpoint_dir` and prompt flags may
+only repeat what the record says.
 
 `base_run(checkpoint_dir)` is the same object for a model without an adapter: the prompt recipe then comes
 from the flags (or from `prompt_recipe.yaml` in a merged checkpoint, which keeps its run's recipe).

@@ -100,6 +100,25 @@ def smollm2_dir() -> Path:
     return ensure_checkpoint(REPO_ROOT / "checkpoints" / EMBEDDED_REPO_ID)
 
 
+def make_fake_run(run_dir: Path, checkpoint: Path, recipe) -> Path:
+    """A finished LoRA run folder made without training: random adapter weights (so that they change what the model
+    writes) and a run record whose prompt recipe is `recipe`."""
+    from lit_sql.checkpoint import load_model
+    from lit_sql.lora import ADAPTER_FILE, LoRAConfig, lora_state_dict
+    from lit_sql.run import run_record, save_record
+
+    lora = LoRAConfig(r=2, alpha=4, targets="all-linear")
+    model = load_model(checkpoint, lora=lora)
+    torch.manual_seed(3)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            p.data.normal_(0, 0.5)
+    run_dir.mkdir(parents=True)
+    torch.save(lora_state_dict(model), run_dir / ADAPTER_FILE)
+    save_record(run_dir, run_record(checkpoint, recipe, lora))
+    return run_dir
+
+
 def write_prepared_data(data_dir: Path, checkpoint_dir: Path, n_train: int = 48, n_test: int = 8) -> Path:
     """A small prepared dataset in the layout of scripts/prepare_sql.py (prompt masked with IGNORE_INDEX, EOS last)."""
     from lit_sql.prompts import load_prompt_style

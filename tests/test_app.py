@@ -14,16 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from lit_sql.app import (BASE_MODEL, DemoApp, ModelGenerator, Request, build_ui, check_database, find_adapters,
                          find_databases, launch, serve)
 from lit_sql.errors import LitSQLError
 from lit_sql.data.prompt import PromptRecipe
-from lit_sql.lora import ADAPTER_FILE, LoRAConfig, lora_state_dict
-from lit_sql.run import run_record, save_record
 from lit_sql.sql.execute import close_connections, execute_sql
-from tests.conftest import REPO_ROOT, make_tiny_checkpoint
+from tests.conftest import REPO_ROOT, make_fake_run, make_tiny_checkpoint
 
 import gradio as gr  # noqa: E402  (the demo extra; installed by make test)
 
@@ -77,19 +74,7 @@ def checkpoint(tmp_path_factory) -> Path:
 
 def fake_adapter(tmp_path: Path, checkpoint: Path, schema_format: str) -> Path:
     """A finished run folder whose run record says its training data rendered schemas in `schema_format`."""
-    from lit_sql.checkpoint import load_model
-
-    lora = LoRAConfig(r=2, alpha=4, targets="all-linear")
-    model = load_model(checkpoint, lora=lora)
-    torch.manual_seed(3)
-    for name, p in model.named_parameters():
-        if "lora_B" in name:
-            p.data.normal_(0, 0.5)
-    run = tmp_path / "out" / "lora" / "sql"
-    run.mkdir(parents=True)
-    torch.save(lora_state_dict(model), run / ADAPTER_FILE)
-    save_record(run, run_record(checkpoint, PromptRecipe(schema_format=schema_format), lora))
-    return run
+    return make_fake_run(tmp_path / "out" / "lora" / "sql", checkpoint, PromptRecipe(schema_format=schema_format))
 
 
 def test_tiny_model_streams_its_answer_and_the_answer_runs_read_only(checkpoint, shop):

@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from lit_sql.data.prepare import IGNORE_INDEX, parse_mix, prepare
-from lit_sql.data.schema import render_schema
+from lit_sql.data.schema import read_schema, render_schema
 from lit_sql.errors import LitSQLError
+from lit_sql.sql.extract import extract_sql
+from lit_sql.sql.links import render_links, schema_links
 from lit_sql.sql.metrics import DIFFICULTY_LEVELS
 from lit_sql.tokenizer import Tokenizer
 from tests.conftest import SPIDER_TRAIN, make_tiny_checkpoint
@@ -161,6 +163,67 @@ def test_strict_and_bad_flags(checkpoint, tmp_path):
         prepare(checkpoint_dir=checkpoint, out_dir=tmp_path, max_seq_length=10_000)
     with pytest.raises(LitSQLError, match="unknown source 'spyder'"):
         parse_mix("spyder:1", "generated", None)
+
+
+def test_linked_targets_name_what_the_gold_query_uses_then_the_sql(checkpoint, tmp_path):
+    """scripts/prepare_sql.py --target_format linked: each answer is the links line derived from the gold SQL, then
+    the SQL after its label; the rows, prompts and the records' "sql" are those of plain answers."""
+    common = ["--dataset", "spider", "--data_path", str(FIXTURES / "spider"), "--checkpoint_dir", str(checkpoint),
+              "--max_seq_length", "4096", "--split_by", "database", "--test_split_fraction", "0.3"]
+    for target_format in ("linked", "sql"):
+        result = subprocess.run([sys.executable, "scripts/prepare_sql.py", *common, "--out_dir",
+                                 str(tmp_path / target_format), "--target_format", target_format],
+                                cwd=REPO, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+    linked, plain = ([r for split in ("train", "test") for r in torch.load(tmp_path / f / f"{split}.pt",
+                                                                           weights_only=False)]
+                     for f in ("linked", "sql"))
+    assert json.loads((tmp_path / "linked" / "meta.json").read_text())["target_format"] == "linked"
+    assert json.loads((tmp_path / "sql" / "meta.json").read_text())["target_format"] == "sql"
+    assert [(r["prompt"], r["sql"]) for r in linked] == [(r["prompt"], r["sql"]) for r in plain]
+    assert all("target" not in r for r in plain)
+    check_records(plain, Tokenizer(checkpoint))
+    tokenizer = Tokenizer(checkpoint)
+    for r in linked:
+        ids, n = r["input_ids"], r["prompt_length"]
+        answer = tokenizer.decode(ids[n:])
+        links = render_links(schema_links(r["sql"], read_schema(r["db_path"])))
+        assert answer == r["target"] == f"{links}\nSQL: {r['sql']}"
+        assert ids[-1].item() == tokenizer.eos_id and (r["labels"][:n] == IGNORE_INDEX).all()
+        assert extract_sql(answer) == r["sql"]
+    targets = {r["question"]: r["target"] for r in linked}
+    assert targets["Which courses does Ana Silva teach?"].startswith(
+        "Links: course(title, teacher_id), teacher(teacher_id, name)\nSQL: SELECT T1.title FROM course AS T1 JOIN")
+    assert targets["How many customers are there?"] == "Links: customer\nSQL: SELECT count(*) FROM customer"
+
+
+def test_linked_targets_from_create_table_text_and_a_row_without_links(checkpoint, tmp_path, monkeypatch):
+    import lit_sql.sql.links
+
+    train, test, meta, _ = run(checkpoint, tmp_path / "context", dataset="sql-create-context",
+                               data_path=FIXTURES / "sql_create_context.json", target_format="linked")
+    targets = {r["question"]: r["target"] for r in train + test}
+    assert targets["What is the name of the singer from France?"] == (  # "France": a string to SQLite
+        'Links: singer(name, country)\nSQL: SELECT name FROM singer WHERE country = "France"')
+
+    real = lit_sql.sql.links.schema_links
+
+    def fails_on_avg(sql, schema):
+        if "avg(" in sql:
+            raise LitSQLError("sqlglot cannot parse the SQL: a stand-in for a query it cannot read")
+        return real(sql, schema)
+
+    monkeypatch.setattr(lit_sql.sql.links, "schema_links", fails_on_avg)
+    train, test, meta, rejects = run(checkpoint, tmp_path / "spider", dataset="spider", data_path=FIXTURES / "spider",
+                                     target_format="linked")
+    (bad,) = [r for r in rejects if "links" in r["reason"]]
+    assert bad["source"] == "spider" and bad["index"] == 3 and bad["question"] == "What is the average age of teachers?"
+    assert bad["reason"] == ("schema links not derived (--target_format linked): sqlglot cannot parse the SQL: a "
+                             "stand-in for a query it cannot read")
+    assert meta["rejects_by_reason"]["schema links not derived"] == 1
+    assert "What is the average age of teachers?" not in {r["question"] for r in train + test}
+    with pytest.raises(LitSQLError, match="--target_format must be one of sql, linked, got 'links'"):
+        prepare(checkpoint_dir=checkpoint, out_dir=tmp_path, target_format="links")
 
 
 def test_unreachable_hub_fails_at_once(checkpoint, tmp_path, monkeypatch):

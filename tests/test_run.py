@@ -65,7 +65,7 @@ def test_the_record_holds_everything_needed_to_use_the_run(trained):
     assert record["lora"]["r"] == 2 and record["precision"] == "32-true" and record["quantize"] is None
     assert record["prompt"] == {"prompt_style": "chatml", "system_prompt": SYSTEM, "schema_format": "compact",
                                 "sample_rows": 0, "value_hints": True, "max_seq_length": 2048,
-                                "dialect": "sqlite"}
+                                "dialect": "sqlite", "target_format": "sql"}
     # Every step checkpoint carries the same record.
     step = torch.load(out / "checkpoints" / "step-000001.pth", weights_only=False)
     assert step["run"] == record

@@ -50,6 +50,18 @@ CASES = [
     ("Answer: select a from t where b = 1", "select a from t where b = 1"),
     ("Final SQL query:\nSELECT 5", "SELECT 5"),
     ("Query: Select name FROM singer", "Select name FROM singer"),
+    # linked answers (prepare --target_format linked): the SQL after its label, never the links line
+    ("Links: singer(Name, Country), concert(Year)\nSQL: SELECT name FROM singer WHERE country = 'France'",
+     "SELECT name FROM singer WHERE country = 'France'"),
+    ("Links: singer\nSQL: SELECT count(*) FROM singer", "SELECT count(*) FROM singer"),
+    ('Links: "Song List"("Song Name")\nSQL: SELECT "Song Name" FROM "Song List"',
+     'SELECT "Song Name" FROM "Song List"'),
+    ("Links:\nSQL: SELECT 1", "SELECT 1"),
+    ("Links: t(a, b)\nSQL: SELECT a\nFROM t\nWHERE b = 1", "SELECT a\nFROM t\nWHERE b = 1"),
+    ("Links: t(a)\nSQL: SELECT a FROM t;\nThat is all.", "SELECT a FROM t"),
+    ("Links: t(answer, query)\nSQL: SELECT answer FROM t", "SELECT answer FROM t"),
+    ("Links: singer(Name, Country)", ""),  # cut short before its SQL: nothing, not the links
+    ("Links: singer(Name)\nSQL: ", ""),
     # nothing SQL-like
     ("I do not know.", ""),
     ("", ""),

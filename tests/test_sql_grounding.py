@@ -218,3 +218,83 @@ def test_unusual_names_and_huge_schemas():
     assert SQLState().feed("SELECT c5000 FROM t", names) is None
     # Half of a multi-byte letter (a byte-level token alone decodes to U+FFFD) is never held against a name.
     assert SQLState().feed("SELECT M\ufffd", names) is not None
+
+
+# ---- linked answers (prepare --target_format linked) -----------------------------------------------------------
+@pytest.mark.parametrize("answer", [
+    "Links: singer(Name, Country), concert(Year)\nSQL: SELECT name FROM singer WHERE country = 'France'",
+    "Links: singer\nSQL: SELECT count(*) FROM singer",
+    'Links: Addresses("line 1", city)\nSQL: SELECT city FROM Addresses',  # a quoted name with a space
+    "Links: SINGER(name), concert(singer_id)\nSQL: SELECT T1.name FROM singer AS T1 JOIN concert AS T2 ON "
+    "T1.singer_id = T2.singer_id",
+    "Links:\nSQL: SELECT 1",
+    "Links: singer(Name)\nSELECT name FROM singer",  # the label left out
+    "Links: singer(Na",  # an answer may end anywhere in its links line: that line is never a dead end
+])
+def test_a_linked_answer_with_valid_names_passes(answer):
+    assert written(answer)
+
+
+@pytest.mark.parametrize("answer, why", [
+    ("Links: singer(Name)\nSQL: SELECT nme FROM singer", "a wrong column after the label"),
+    ("Links: singer(Name)\nSQL: SELECT name FROM singers", "a wrong table after the label"),
+    ("Links: singers(Name)", "a table the schema lacks in the links"),
+    ("Links: singer(Year)", "a column of another table in the links"),
+    ("Links: singer(Name), concert(Name)", "a column of the table before"),
+])
+def test_names_of_a_linked_answer_are_checked(answer, why):
+    assert not written(answer), why
+
+
+def linked_decoding(*texts: str, candidates: int = 64) -> tuple[GroundedDecoding, list[str]]:
+    vocab = list(texts) + ["<end>"]
+    d = GroundedDecoding([NAMES], [t if t != "<end>" else "" for t in vocab], frozenset({len(vocab) - 1}),
+                         candidates=candidates)
+    return d, vocab
+
+
+def linked_step(d: GroundedDecoding, vocab: list[str], *ranked: str) -> str:
+    scores = torch.full((1, len(vocab)), -10.0)
+    for rank, text in enumerate(ranked):
+        scores[0, vocab.index(text)] = 5.0 - rank
+    return vocab[int(d.choose([0], scores, scores.argmax(-1), greedy=True)[0])]
+
+
+LINKED_TOKENS = ("Links:", " singers", " singer", "(Year", "(Name", ")", "\n", "SQL:", " SELECT", " song", " name",
+                 " FROM", " zzz)\n")
+
+
+def test_a_valid_linked_answer_is_unchanged_and_a_wrong_name_after_the_label_is_corrected():
+    d, vocab = linked_decoding(*LINKED_TOKENS)
+    answer = ["Links:", " singer", "(Name", ")", "\n", "SQL:", " SELECT", " name", " FROM", " singer", "<end>"]
+    for token in answer:
+        assert linked_step(d, vocab, token) == token
+    assert d.replaced == 0 and d.unconstrained == 0
+
+    d, vocab = linked_decoding(*LINKED_TOKENS)
+    for token in ["Links:", " singer", "(Name", ")", "\n", "SQL:", " SELECT"]:
+        linked_step(d, vocab, token)
+    assert linked_step(d, vocab, " song", " name") == " name"  # the SQL after the label is checked
+    assert linked_step(d, vocab, " FROM") == " FROM"
+    assert linked_step(d, vocab, " singers", " singer") == " singer"
+    assert d.replaced == 2
+
+
+def test_the_links_line_is_constrained_but_never_blocked():
+    d, vocab = linked_decoding(*LINKED_TOKENS)
+    assert linked_step(d, vocab, "Links:") == "Links:"
+    assert linked_step(d, vocab, " singers", " singer") == " singer"  # names of the schema where one passes
+    assert linked_step(d, vocab, "(Year", "(Name") == "(Name"
+    assert d.replaced == 2
+
+    d, vocab = linked_decoding(*LINKED_TOKENS, candidates=1)  # only the model's own choice is tried
+    linked_step(d, vocab, "Links:")
+    linked_step(d, vocab, " singer")
+    # Nothing passes: the token is taken unconstrained, and its newline still ends the links line ...
+    assert linked_step(d, vocab, " zzz)\n") == " zzz)\n"
+    assert d.unconstrained == 1 and not d.states[0].off
+    d.candidates = 64
+    # ... so the SQL after the label is still checked.
+    for token in ["SQL:", " SELECT"]:
+        assert linked_step(d, vocab, token) == token
+    assert linked_step(d, vocab, " song", " name") == " name"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -37,7 +38,9 @@ def run_model(name: str, run: Run, examples: list[dict], cfg: EvalConfig, precis
               quantize: Optional[str] = None, seed: int = 1234, fast_decoding: bool = True,
               device: str = "cpu") -> tuple[list[dict], dict]:
     """Generate, execute and score `run`'s SQL for `examples`, whose prompts are written by the run's recipe
-    (`prompts_for`)."""
+    (`prompts_for`). `cfg.max_new_tokens` is the room for the SQL: a run trained on linked answers gets room for
+    its links line on top."""
+    cfg = replace(cfg, max_new_tokens=run.recipe.answer_tokens(cfg.max_new_tokens))
     style, tokenizer = run.style, run.tokenizer
     model = run.load_model(precision, device=device, quantize=quantize, fast_decoding=fast_decoding)
     start = time.perf_counter()
@@ -69,6 +72,7 @@ def prompts_for(run: Run, examples: list[dict], data_recipe: PromptRecipe, max_n
         {**run.recipe.to_dict(), "prompt_style": run.style.name})
     changed = data_recipe.differences(wanted)
     changed.pop("max_seq_length", None)  # a length limit changes no prompt that fits both
+    changed.pop("target_format", None)  # what the answer holds: the prompt is the same
     if not changed:
         return examples
     print(f"note: the data's prompts differ from what {run.name} was trained with "
@@ -139,7 +143,8 @@ def sql(
         constrained: schema-grounded decoding: every table and column name the model writes must exist in the
             question's database (lit_sql/sql/grounding.py); false: free decoding.
         batch_size: questions decoded together.
-        max_new_tokens: longest SQL generated.
+        max_new_tokens: longest SQL generated; a run trained on linked answers (prepare --target_format linked)
+            is given room for its links line on top.
         timeout_s: per-query execution timeout.
         workers: processes executing SQL.
         precision: 32-true, bf16-true or 16-true for generation.
@@ -167,9 +172,10 @@ def sql(
     # as the data asks (or as its merged run's record says).
     base = Run(tuned.checkpoint_dir, tuned.recipe) if tuned is not None else base_run(
         checkpoint_dir, default=data_recipe(data_dir))
-    examples = prompts_for(base, load_split(data_dir, split, limit, seed), data_recipe(data_dir), max_new_tokens)
+    answer_tokens = base.recipe.answer_tokens(max_new_tokens)  # what a prompt leaves room for (see run_model)
+    examples = prompts_for(base, load_split(data_dir, split, limit, seed), data_recipe(data_dir), answer_tokens)
     if retriever is not None:
-        examples = augment_examples(retriever, examples, base, max_new_tokens)
+        examples = augment_examples(retriever, examples, base, answer_tokens)
     runs = {}
     if compare or lora_path is None:
         runs["base"] = run_model("base", base, examples, cfg, precision, quantize, seed, fast_decoding)

@@ -121,7 +121,8 @@ def lora(
         db: a SQLite file; its schema is rendered as the run's training data rendered schemas.
         evidence: external knowledge for the question (BIRD-style hints).
         quantize: load the frozen base quantized (bnb.nf4, ...); default: as it was trained.
-        max_new_tokens: most tokens to generate.
+        max_new_tokens: most tokens of SQL to generate; a run trained on linked answers (prepare --target_format
+            linked) is given room for its links line on top, and prints only the SQL.
         temperature: 0 is greedy decoding.
         top_k: sample among the k most likely tokens only.
         top_p: nucleus sampling threshold.
@@ -154,6 +155,7 @@ def lora(
     flags = dict(prompt_style=prompt_style, system_prompt=system_prompt, schema_format=schema_format,
                  sample_rows=sample_rows)
     run = load_run(lora_path, checkpoint_dir, **flags) if lora_path is not None else base_run(checkpoint_dir, **flags)
+    max_new_tokens = run.recipe.answer_tokens(max_new_tokens)
     tables = run.read_schema(db, prompt) if db is not None else schema
     retriever = Retriever.from_flags(retrieval, retrieval_index, retrieval_threshold)
     sampling = SamplingConfig(temperature, top_k, top_p)

@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from lit_sql.checkpoint import DEFAULT_CHECKPOINT
-from lit_sql.data.prompt import DEFAULT_SQL_SYSTEM_PROMPT, QUESTION_HEADING, PromptRecipe
+from lit_sql.data.prompt import DEFAULT_SQL_SYSTEM_PROMPT, QUESTION_HEADING, TARGET_FORMATS, PromptRecipe
 from lit_sql.data.schema import SCHEMA_FORMATS, Schema, read_schema
 from lit_sql.data.sources import SOURCES, SQLExample, load_source, reject
 from lit_sql.errors import LitSQLError
@@ -224,6 +224,7 @@ def prepare(
     num_questions: int = 5000,
     max_examples: Optional[int] = None,
     strict: bool = False,
+    target_format: Literal["sql", "linked"] = "sql",
 ) -> Path:
     """Prepare text-to-SQL data for fine-tuning and evaluation: writes train.pt, test.pt, meta.json, rejects.jsonl.
 
@@ -260,6 +261,10 @@ def prepare(
         num_questions: generated: how many questions.
         max_examples: keep at most this many examples of each source (seeded), for quick runs.
         strict: any rejected row is an error.
+        target_format: what each answer holds: sql (the gold query), or linked (the tables and columns the gold
+            query uses, derived from it with sqlglot, on one line "Links: singer(name, country), concert(year)",
+            then "SQL: " and the query). Evaluation, generation and the app read the SQL out of either. The
+            records' "sql" stays the plain gold query; a linked record's answer text is its "target".
     """
     from lit_sql.prompts import load_prompt_style
     from lit_sql.tokenizer import Tokenizer
@@ -269,6 +274,8 @@ def prepare(
     entries = parse_mix(mix, dataset, data_path)
     if schema_format not in SCHEMA_FORMATS:
         raise LitSQLError(f"--schema_format must be one of {', '.join(SCHEMA_FORMATS)}, got {schema_format!r}")
+    if target_format not in TARGET_FORMATS:
+        raise LitSQLError(f"--target_format must be one of {', '.join(TARGET_FORMATS)}, got {target_format!r}")
     if split_by not in ("example", "database"):
         raise LitSQLError(f"--split_by must be example or database, got {split_by!r}")
     if test_split_fraction is not None and not 0 <= test_split_fraction < 1:
@@ -303,7 +310,7 @@ def prepare(
     out_dir.mkdir(parents=True, exist_ok=True)
     recipe = PromptRecipe(prompt_style=style.name, system_prompt=system_prompt or DEFAULT_SQL_SYSTEM_PROMPT,
                           schema_format=schema_format, sample_rows=sample_rows, value_hints=value_hints,
-                          max_seq_length=max_seq_length)
+                          max_seq_length=max_seq_length, target_format=target_format)
 
     # ---- load, check, deduplicate and split each source
     all_rejects: list[dict] = []
@@ -397,16 +404,27 @@ def _tokenize(examples, tokenizer, style, recipe: PromptRecipe, mask_prompt, sta
             texts[key] = recipe.render_schema(schema)
         return texts[key]
 
+    answers, usable, rejects = [], [], []
+    for ex in examples:
+        try:
+            answers.append(recipe.answer(ex.sql, schema_of(ex)))
+            usable.append(ex)
+        except LitSQLError as e:  # linked answers only: the plain SQL is the answer as it is
+            rejects.append(reject(ex.source, ex.index, f"schema links not derived (--target_format linked): {e}",
+                                  question=ex.question, sql=ex.sql, db_id=ex.db_id))
+    examples = usable
     prompts, schema_texts = [], []
     for ex in tqdm(examples, desc=f"{split_name} prompts", unit="example", mininterval=0.5, leave=False):
         schema_text = text_of(schema_of(ex))
         schema_texts.append(schema_text)
         prompts.append(recipe.build(style, ex.question, schema_text, ex.evidence))
     prompt_ids = encode_prompts(tokenizer, prompts, desc=f"{split_name} tokens")
-    answer_ids = _batched(tokenizer, [ex.sql for ex in examples], bos=False, eos=True, desc=f"{split_name} SQL")
+    answer_ids = _batched(tokenizer, answers, bos=False, eos=True, desc=f"{split_name} answers")
 
-    kept, rejects = [], []
-    for ex, prompt, schema_text, p_ids, a_ids in zip(examples, prompts, schema_texts, prompt_ids, answer_ids):
+    kept = []
+    answer_kind = "SQL" if recipe.target_format == "sql" else "answer"
+    for ex, answer, prompt, schema_text, p_ids, a_ids in zip(examples, answers, prompts, schema_texts, prompt_ids,
+                                                             answer_ids):
         stats["full"].append(len(p_ids))
         if len(p_ids) + len(a_ids) > recipe.max_seq_length:
             budget = recipe.max_seq_length - len(a_ids)
@@ -414,22 +432,22 @@ def _tokenize(examples, tokenizer, style, recipe: PromptRecipe, mask_prompt, sta
                                                      lambda t: len(tokenizer.encode(t)), ex.evidence)
                                           if budget > 0 else (None, None, []))
             if prompt is None:
-                rejects.append(reject(ex.source, ex.index, f"too long: {len(p_ids)} prompt + {len(a_ids)} SQL "
-                                      f"tokens > --max_seq_length {recipe.max_seq_length}, even with a shortened "
-                                      f"schema", question=ex.question, sql=ex.sql, db_id=ex.db_id))
+                rejects.append(reject(ex.source, ex.index, f"too long: {len(p_ids)} prompt + {len(a_ids)} "
+                                      f"{answer_kind} tokens > --max_seq_length {recipe.max_seq_length}, even with a "
+                                      f"shortened schema", question=ex.question, sql=ex.sql, db_id=ex.db_id))
                 continue
             p_ids = tokenizer.encode(prompt)
             shortened.update(steps)
             stats["shortened"].append(len(steps))
         stats["stored"].append(len(p_ids))
-        kept.append((ex, prompt, schema_text, p_ids, a_ids))
+        kept.append((ex, answer, prompt, schema_text, p_ids, a_ids))
 
     # All samples are views into two long tensors: saving and loading 100,000 of them is several times faster
     # than 200,000 separate storages. (Copy a sample before writing into it.)
-    flat = torch.tensor([i for _, _, _, p, a in kept for i in (*p, *a)], dtype=torch.long)
+    flat = torch.tensor([i for *_, p, a in kept for i in (*p, *a)], dtype=torch.long)
     flat_labels = flat.clone()
     records, start = [], 0
-    for ex, prompt, schema_text, p_ids, a_ids in kept:
+    for ex, answer, prompt, schema_text, p_ids, a_ids in kept:
         end = start + len(p_ids) + len(a_ids)
         if mask_prompt:
             flat_labels[start:start + len(p_ids)] = IGNORE_INDEX
@@ -438,6 +456,7 @@ def _tokenize(examples, tokenizer, style, recipe: PromptRecipe, mask_prompt, sta
             "question": ex.question, "sql": ex.sql, "schema": schema_text, "evidence": ex.evidence, "db_id": ex.db_id,
             "db_path": ex.db_path, "difficulty": ex.difficulty or sql_difficulty(ex.sql), "source": ex.source,
             "prompt_length": len(p_ids), **({"extra": ex.extra} if ex.extra else {}),
+            **({"target": answer} if answer != ex.sql else {}),
         })
         start = end
     return records, rejects
@@ -445,8 +464,8 @@ def _tokenize(examples, tokenizer, style, recipe: PromptRecipe, mask_prompt, sta
 
 def _reason_kind(reason: str) -> str:
     """Rejects counted by kind: the reason up to its first detail."""
-    for kind in ("SQL does not parse", "SQL does not execute", "too long", "unknown database", "missing field",
-                 "empty field", "invalid UTF-8", "is not text", "not valid JSON"):
+    for kind in ("schema links not derived", "SQL does not parse", "SQL does not execute", "too long",
+                 "unknown database", "missing field", "empty field", "invalid UTF-8", "is not text", "not valid JSON"):
         if kind in reason:
             return kind
     return reason.split(":")[0]

@@ -25,6 +25,9 @@ QUESTION_HEADING = "Question: "
 EVIDENCE_HEADING = "Hint: "
 EXAMPLES_HEADING = "Examples of questions and their SQL:\n"
 SQL_HEADING = "SQL: "
+# What a training answer holds: the SQL alone, or the schema links the SQL uses (`lit_sql.sql.links`) on one
+# line and then the SQL after SQL_HEADING.
+TARGET_FORMATS = ("sql", "linked")
 
 
 def build_user_message(question: str, schema: str, evidence: Optional[str] = None,
@@ -50,7 +53,7 @@ def build_prompt(style: "PromptStyle", question: str, schema: str, evidence: Opt
 
 @dataclass(frozen=True)
 class PromptRecipe:
-    """Every choice that decides the text of a text-to-SQL prompt.
+    """Every choice that decides the text of a text-to-SQL prompt, and of the answer a model is trained to write.
 
     Data preparation writes it into meta.json, fine-tuning copies it into the run record (`lit_sql.run`), and
     generation, evaluation, the app and retrieval build their prompts from it: a model is asked in exactly the
@@ -62,8 +65,9 @@ class PromptRecipe:
     schema_format: str = "ddl"  # ddl (CREATE TABLE statements) or compact (one line per table)
     sample_rows: int = 0  # rows of each table shown with the schema
     value_hints: bool = False  # cells of the database the question mentions, beside their columns
-    max_seq_length: Optional[int] = None  # prompt + SQL + EOS in training; longer prompts got a shorter schema
+    max_seq_length: Optional[int] = None  # prompt + answer + EOS in training; longer prompts got a shorter schema
     dialect: str = "sqlite"  # the SQL the answers are written in
+    target_format: str = "sql"  # sql (the answer is the query) or linked (schema links, then the query)
 
     def __post_init__(self) -> None:
         from lit_sql.data.schema import SCHEMA_FORMATS
@@ -72,6 +76,8 @@ class PromptRecipe:
             raise LitSQLError(f"schema format {self.schema_format!r}: one of {', '.join(SCHEMA_FORMATS)}")
         if self.sample_rows < 0:
             raise LitSQLError(f"sample rows {self.sample_rows}: must be >= 0")
+        if self.target_format not in TARGET_FORMATS:
+            raise LitSQLError(f"target format {self.target_format!r}: one of {', '.join(TARGET_FORMATS)}")
 
     @classmethod
     def from_dict(cls, data: dict) -> "PromptRecipe":
@@ -98,6 +104,25 @@ class PromptRecipe:
             if value is not None and value != getattr(self, name):
                 raise LitSQLError(f"--{name} {value!r} differs from {getattr(self, name)!r}, the value {source} "
                                   f"records: leave the flag out (the record sets it)")
+
+    def answer(self, sql: str, schema: "Schema") -> str:
+        """The answer a model is trained to write for `sql`: the query itself, or (linked) the tables and columns
+        it uses in `schema` on one line, then the query after SQL_HEADING, which `extract_sql` reads. Raises
+        LitSQLError when the links cannot be derived (the SQL does not parse)."""
+        if self.target_format == "sql":
+            return sql
+        from lit_sql.sql.links import render_links, schema_links
+
+        return f"{render_links(schema_links(sql, schema))}\n{SQL_HEADING}{sql}"
+
+    def answer_tokens(self, sql_tokens: int) -> int:
+        """Tokens to generate for an answer whose SQL may take `sql_tokens`: a linked answer writes its links line
+        first."""
+        if self.target_format == "sql":
+            return sql_tokens
+        from lit_sql.sql.links import LINKS_ROOM_TOKENS
+
+        return sql_tokens + LINKS_ROOM_TOKENS
 
     def render_schema(self, schema: "Schema") -> str:
         return schema.render(self.schema_format, self.sample_rows)

@@ -17,10 +17,13 @@ were two thirds of the failures of a fine-tuned 135M model on unseen databases):
   everything after the statement ends stay free, and so do new aliases (after AS, or after a table in FROM).
 
 A row is only checked once its answer looks like SQL (it starts with SELECT or WITH, after any code fence), so a
-model that answers in prose is left alone. `GroundedDecoding` applies the check to batched generation: a row whose
+model that answers in prose is left alone. A linked answer (`PromptRecipe.target_format`) first names the tables
+and columns its query uses, on one line (`Links: singer(name, country), concert(year)`): there each name must be a
+table of the database or, inside a table's parentheses, one of that table's columns; its SQL, after `SQL: ` on the
+next line, is checked as above. `GroundedDecoding` applies the check to batched generation: a row whose
 chosen token passes keeps it (greedy answers that are already valid never change), otherwise the most likely of
-its top candidates that passes is taken, and when none passes the row decodes that step unconstrained: decoding
-never stalls.
+its top candidates that passes is taken, and when none passes the row decodes that step unconstrained (the rest of
+its query, or of its links line, goes unchecked): decoding never stalls.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Optional, Sequence
 
 import torch
+
+from lit_sql.data.prompt import SQL_HEADING
+from lit_sql.sql.links import LINKS_LABEL
 
 if TYPE_CHECKING:
     from lit_sql.data.schema import Schema
@@ -65,6 +71,11 @@ _AFTER_TABLE = frozenset({"as", "join", "inner", "left", "right", "full", "outer
                           "where", "group", "order", "having", "limit", "union", "intersect", "except", "window",
                           "indexed", "not"})
 _OPENERS = ("select", "with")
+_LINKS_OPENER = LINKS_LABEL.strip().lower()
+_SQL_LABEL = SQL_HEADING.strip().lower()
+# Where a links line stands: a table name is expected or being written, a table's column list is open, a table
+# is complete (a comma or the line's end follows), or the line is no longer checked.
+_LINKING = frozenset({"table", "column", "closed", "free"})
 
 
 def _is_word_char(ch: str) -> bool:
@@ -133,7 +144,8 @@ class SQLState:
     scope: frozenset = frozenset()  # tables named in FROM/JOIN so far
     aliases: tuple = ()  # ((alias, its table or ""), ...)
     column_aliases: frozenset = frozenset()
-    last_table: str = ""  # the table just named in FROM, which an alias right after it names
+    last_table: str = ""  # the table just named in FROM, which an alias right after it names (links: whose columns)
+    links: str = ""  # in a links line: one of _LINKING; "done" once it ended (the SQL then follows its label)
 
     def feed(self, text: str, names: SchemaNames) -> Optional["SQLState"]:
         state: Optional[SQLState] = self
@@ -149,8 +161,17 @@ class SQLState:
         """Whether the answer may end here: no name left half-written."""
         return self.off or not self.started or self.feed(" ", names) is not None
 
+    def unchecked(self) -> "SQLState":
+        """The state once no candidate continues this one: a links line goes unchecked to its end (the SQL after it
+        is still checked); anywhere else, the rest of the answer does."""
+        if self.links in _LINKING:
+            return replace(self, links="free", word="", quote="")
+        return replace(self, off=True)
+
     # ---- one character -------------------------------------------------------------------------------------
     def _step(self, ch: str, names: SchemaNames) -> Optional["SQLState"]:
+        if self.links in _LINKING:
+            return self._linking(ch, names)
         if not self.started:
             return self._opening(ch, names)
         if self.comment:
@@ -182,6 +203,16 @@ class SQLState:
                 return replace(self, head=head)
             text = text[newline + 1:].lstrip()
         lowered = text.lower()
+        if self.links == "done":  # after a links line, the SQL follows its label
+            if len(lowered) < len(_SQL_LABEL) and _SQL_LABEL.startswith(lowered):
+                return replace(self, head=head)
+            if lowered.startswith(_SQL_LABEL):
+                text = text[len(_SQL_LABEL):].lstrip()
+                lowered = text.lower()
+        elif len(lowered) < len(_LINKS_OPENER) and _LINKS_OPENER.startswith(lowered):
+            return replace(self, head=head)  # may still become a links line
+        elif lowered.startswith(_LINKS_OPENER):
+            return replace(self, head="", links="table").feed(text[len(_LINKS_OPENER):], names)
         for opener in _OPENERS:
             if len(lowered) <= len(opener) and opener.startswith(lowered):
                 return replace(self, head=head)  # may still become the opener
@@ -190,6 +221,53 @@ class SQLState:
                     return replace(self, off=True)  # common table expressions: names we do not follow
                 return SQLState(started=True).feed(text, names)
         return replace(self, off=True)
+
+    # ---- a links line ----------------------------------------------------------------------------------------
+    def _linking(self, ch: str, names: SchemaNames) -> Optional["SQLState"]:
+        """One character of `Links: singer(name, country), concert(year)`; names in double quotes (as the schema
+        renders `"Song Name"`) are checked the same way. The line ends at its newline, checked or not."""
+        if ch == "\n":
+            return replace(self, links="done", head="", word="", quote="", last_table="")
+        if self.links == "free":
+            return self
+        if self.quote:  # inside a double-quoted name
+            return replace(self, quote="") if ch == '"' else self._link_word(self.word + ch.lower(), names)
+        if self.links == "closed":  # after a complete table: the next one follows a comma
+            if ch == ",":
+                return replace(self, links="table")
+            return self if ch.isspace() else None
+        if _is_word_char(ch):
+            return self._link_word(self.word + ch.lower(), names)
+        if ch == '"' and not self.word:
+            return replace(self, quote='"')
+        if ch.isspace() and not self.word:
+            return self
+        # Any other character ends the name being written, which must then be whole.
+        word, state = self.word, replace(self, word="")
+        if word and "\ufffd" not in word and word not in self._link_names(names):
+            return None
+        if self.links == "table":
+            if not word:
+                return None
+            if ch == "(":
+                return replace(state, links="column", last_table=word)
+            if ch == ",":
+                return state
+            return replace(state, links="closed") if ch.isspace() else None
+        if ch == ")":  # the end of a table's columns
+            return replace(state, links="closed", last_table="")
+        return state if ch == "," or ch.isspace() else None
+
+    def _link_names(self, names: SchemaNames) -> frozenset:
+        """The names allowed where the links line stands: tables, or the columns of the table being listed."""
+        if self.links == "column":
+            return names.columns.get(self.last_table, frozenset())
+        return names.tables
+
+    def _link_word(self, word: str, names: SchemaNames) -> Optional["SQLState"]:
+        if "\ufffd" in word or _has_prefix(names.sorted(self._link_names(names)), word):
+            return replace(self, word=word)
+        return None
 
     def _quoted(self, ch: str, names: SchemaNames) -> Optional["SQLState"]:
         if ch != self.quote:
@@ -349,8 +427,11 @@ class GroundedDecoding:
                             break
                 if not passing:
                     self.unconstrained += 1
-                    # A name we could not ground makes every later check meaningless: stop checking this row.
-                    self.states[row] = replace(self.states[row], off=True)
+                    # A name we could not ground makes every later check of the query meaningless: stop checking
+                    # this row (in a links line: that line).
+                    self.states[row] = self.states[row].unchecked()
+                    if not self.states[row].off:  # a links line left unchecked: its newline must still be seen
+                        self.states[row] = self._after(row, token) or replace(self.states[row], off=True)
                     continue
                 pick = 0
                 if not greedy and len(passing) > 1:
