@@ -1,7 +1,7 @@
 """How long `prepare_sql` takes for 100,000 examples on this machine.
 
-The headline run prepares the embedded generated source (5,000 questions on 50 databases) repeated 20 times
-with --mix generated:20: every one of the 100,000 examples is rendered, tokenized with the SmolLM2 tokenizer,
+The headline run prepares the embedded generated source (10,000 questions on 100 databases) repeated 10 times
+with --mix generated:10: every one of the 100,000 examples is rendered, tokenized with the SmolLM2 tokenizer,
 masked and saved. A second run, recorded in the settings, generates 100,000 distinct questions on 500
 databases, so it also times the generator. Run: python benchmarks/prepare.py
 """
@@ -43,19 +43,19 @@ def timed(**kwargs) -> float:
 
 
 def main(repeats: int = 3) -> dict:
-    headline = dict(mix="generated:20", test_split_fraction=0.0, max_seq_length=1024, schema_format="ddl")
+    headline = dict(mix="generated:10", test_split_fraction=0.0, max_seq_length=1024, schema_format="ddl")
     distinct = dict(num_databases=500, num_questions=100_000, test_split_fraction=0.0, max_seq_length=1024)
     runs, distinct_runs = [], []
     for i in range(repeats):
         runs.append(round(timed(**headline), 2))
-        print(f"run {i + 1}: {runs[-1]} s (generated x20)")
+        print(f"run {i + 1}: {runs[-1]} s (generated x10)")
     distinct_runs.append(round(timed(**distinct), 2))
     print(f"100,000 distinct generated questions, generation included: {distinct_runs[-1]} s")
     result = {
         "name": "prepare", "date": datetime.date.today().isoformat(), "device": cpu_name(),
         "metric": "seconds to prepare 100,000 examples", "higher_is_better": False,
         "lit_sql": statistics.median(runs),
-        "settings": {"source": "generated (5,000 questions, 50 databases) repeated 20 times: --mix generated:20",
+        "settings": {"source": "generated (10,000 questions, 100 databases) repeated 10 times: --mix generated:10",
                      "tokenizer": "SmolLM2-135M-Instruct", "prompt_style": "chatml", "schema_format": "ddl",
                      "max_seq_length": 1024, "mask_prompt": True, "includes": "generation, SQL check, prompts, "
                      "tokenization, masking, torch.save of train.pt",

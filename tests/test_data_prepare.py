@@ -4,6 +4,7 @@ train split when it is on this machine): masking, EOS, splits, duplicates and re
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -122,9 +123,13 @@ def test_json_formats(checkpoint, tmp_path, name, keys, n, reasons):
         assert train[0]["question"] == "Which city has the largest population?"
 
 
-def test_generated_and_mix(checkpoint, tmp_path):
+def test_generated_and_mix(checkpoint, tmp_path, capsys):
     train, test, meta, rejects = run(checkpoint, tmp_path, mix=f"generated:0.5,spider@{FIXTURES / 'spider'}:2",
                                      num_databases=3, num_questions=60, test_split_fraction=0.2)
+    # the report gives the difficulty mix of what was written, train and test together
+    levels = Counter(r["difficulty"] for r in train + test)
+    shares = ", ".join(f"{lv} {100 * levels[lv] / len(train + test):.1f}%" for lv in DIFFICULTY_LEVELS if lv in levels)
+    assert f"difficulty: {shares} (of {len(train + test)})" in capsys.readouterr().err
     sources = meta["sources"]
     assert sources["generated"]["train"] == 48 and sources["spider"]["train"] == 6
     assert sum(r["source"] == "generated" for r in train) == 24  # a seeded half
