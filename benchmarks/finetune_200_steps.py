@@ -33,11 +33,11 @@ def main() -> None:
     from lit_sql.cli.demo import SIZES, demo
 
     started = time.perf_counter()
-    summary = demo(steps=args.steps, train_minutes=0, eval_questions=args.eval_questions, out_dir=args.out_dir)
+    summary = demo(steps=args.steps, cpu_minutes=0, eval_questions=args.eval_questions, out_dir=args.out_dir)
     train = json.loads((args.out_dir / "lora" / "train_summary.json").read_text())
     val = {int(k): v for k, v in train["val_loss"].items()}
     first, last = val[min(val)], val[max(val)]
-    base, tuned = summary["base"], summary["finetuned"]
+    base, tuned = summary["generated"]["base"], summary["generated"]["finetuned"]
     result = {
         "name": "finetune_200_steps",
         "date": date.today().isoformat(),
@@ -51,6 +51,7 @@ def main() -> None:
         "halved": last <= first / 2,
         "base": base,
         "finetuned": tuned,
+        "real_questions": {k: summary["real"][k] for k in ("label", "questions", "base", "finetuned")},
         "seconds": {"training": round(train["seconds"]), "total": round(time.perf_counter() - started)},
         "settings": {"model": "SmolLM2-135M-Instruct", "data": "generated (split by database)",
                      **{k: v for k, v in SIZES["default"].items() if k != "steps"},

@@ -260,6 +260,7 @@ class History:
     exec_steps: list[int] = field(default_factory=list)
     exec_acc: list[float] = field(default_factory=list)  # fraction of the checked questions answered right
     executes: list[float] = field(default_factory=list)  # fraction whose SQL ran without error
+    seconds: float = 0.0  # training time spent, on the budget's clock (TrainArgs.clock)
 
 
 def fit(
@@ -319,7 +320,11 @@ def fit(
     if fabric.global_rank == 0:
         from tqdm import tqdm
 
-        progress = tqdm(total=None if total_steps == math.inf else total_steps, initial=state["step"], desc="fine-tuning", unit="step", dynamic_ncols=True)
+        # tqdm's own estimate of the time left counts steps alone; the run may end on its time budget first, so
+        # the bar shows `time_left`'s instead ("left").
+        progress = tqdm(total=None if total_steps == math.inf else total_steps, initial=state["step"],
+                        desc="fine-tuning", unit="step", dynamic_ncols=True,
+                        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{postfix}]")
     postfix: dict[str, str] = {}  # what the progress bar shows: the latest loss, speed, validation figures
     tokens_seen, window_start = 0, time.perf_counter()
     last_good = latest_checkpoint(out_dir)
@@ -335,6 +340,7 @@ def fit(
     clock = CLOCKS[args.clock]
     budget = None if args.max_minutes is None else 60.0 * args.max_minutes
     clock_start, seconds_before = clock(), float(state.get("seconds", 0.0))
+    wall_start, first_step = time.perf_counter(), state["step"]  # this session's pace, for the time left
 
     def seconds_spent() -> float:
         return seconds_before + clock() - clock_start
@@ -380,7 +386,7 @@ def fit(
         if not finite:
             raise diverged("the weights overflowed", step + 1, last_good)
         state["step"] = step = step + 1
-        state["seconds"] = seconds_spent()
+        state["seconds"] = history.seconds = seconds_spent()
         history.steps.append(step)
         history.train_loss.append(step_loss)
 
@@ -393,6 +399,11 @@ def fit(
                 progress.set_postfix(postfix)
             tokens_seen, window_start = 0, time.perf_counter()
         if progress is not None:
+            left = time_left(step - first_step, total_steps - step, time.perf_counter() - wall_start,
+                             None if budget is None else budget - state["seconds"], clock() - clock_start)
+            if left is not None:
+                postfix["left"] = format_duration(left)
+                progress.set_postfix(postfix, refresh=False)
             progress.update(1)
 
         last = step == total_steps or out_of_time()
@@ -429,6 +440,30 @@ def fit(
     if progress is not None:
         progress.close()
     return history
+
+
+def time_left(steps_done: int, steps_left: float, wall_seconds: float, budget_left: Optional[float],
+              clock_seconds: float) -> Optional[float]:
+    """Wall-clock seconds until the run ends, from the pace of the `steps_done` steps it took `wall_seconds` (and
+    `clock_seconds` on the budget's clock) to make: the steps left at that pace, or the time budget left at the
+    budget clock's pace, whichever runs out first. Under a CPU-time budget on a busy machine the process gets less
+    CPU time per wall second, and the estimate grows accordingly. None before the first step."""
+    if steps_done <= 0 or wall_seconds <= 0:
+        return None
+    estimates = []
+    if math.isfinite(steps_left):
+        estimates.append(max(0.0, steps_left) * wall_seconds / steps_done)
+    if budget_left is not None and clock_seconds > 0:
+        estimates.append(max(0.0, budget_left) * wall_seconds / clock_seconds)
+    return min(estimates) if estimates else None
+
+
+def format_duration(seconds: float) -> str:
+    """7m05s, 1h02m, 45s."""
+    seconds = round(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 def diverged(what: str, step: int, last_good: Optional[Path]) -> LitSQLError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from lit_sql.errors import LitSQLError
-from lit_sql.training import TrainArgs, lr_at
+from lit_sql.training import TrainArgs, format_duration, lr_at, time_left
 from tests.conftest import REPO_ROOT, make_tiny_checkpoint, write_prepared_data
 
 
@@ -49,9 +50,23 @@ def test_a_cpu_time_budget_ends_the_run(tmp_path):
     # No step limit was given: only the budget can have ended it, after more than one epoch of the tiny set.
     assert summary["steps"] > 5
     assert (out / "adapter.pth").is_file() and summary["val_loss"]  # the final validation and save still ran
+    # the CPU time it counted: the budget's 9 s, passed by at most the step that crossed it
+    assert summary["clock"] == "cpu" and 9.0 <= summary["clock_seconds"] < 30.0
+    assert re.search(r"left=\d+s", result.stderr)  # the progress bar's estimate of the time left
     rows = list(csv.DictReader(open(next((out / "logs").rglob("metrics.csv")))))
     lrs = [float(r["lr"]) for r in rows if r.get("lr")]
     assert lrs[-1] < 0.5 * max(lrs)  # the cosine reached its second half by the end of the budget
+
+
+def test_time_left_is_whichever_of_steps_and_budget_runs_out_first():
+    # 10 steps in 100 s of wall time, during which the budget's clock counted 50 s (a busy machine's CPU time)
+    assert time_left(10, 30, 100.0, budget_left=None, clock_seconds=50.0) == pytest.approx(300.0)  # steps alone
+    assert time_left(10, math.inf, 100.0, budget_left=60.0, clock_seconds=50.0) == pytest.approx(120.0)  # budget
+    assert time_left(10, 30, 100.0, budget_left=60.0, clock_seconds=50.0) == pytest.approx(120.0)  # budget first
+    assert time_left(10, 5, 100.0, budget_left=60.0, clock_seconds=50.0) == pytest.approx(50.0)  # steps first
+    assert time_left(10, 5, 100.0, budget_left=-3.0, clock_seconds=50.0) == 0.0  # over budget: ending now
+    assert time_left(0, 30, 0.0, budget_left=60.0, clock_seconds=0.0) is None  # no pace before the first step
+    assert [format_duration(s) for s in (0.4, 45, 425, 3720)] == ["0s", "45s", "7m05s", "1h02m"]
 
 
 def test_default_precision_follows_the_hardware(monkeypatch):

@@ -320,6 +320,9 @@ def main(fabric, checkpoint_dir: Path, out_dir: Path, lora: Optional[LoRAConfig]
             "val_exec_acc": dict(zip(history.exec_steps, history.exec_acc)),
             "val_executes": dict(zip(history.exec_steps, history.executes)),
             "seconds": time.perf_counter() - start,
+            # what the time budget (--train.max_minutes) counted: wall or this process's CPU time
+            "clock": train.clock,
+            "clock_seconds": round(history.seconds, 1),
         }
         save_json(out_dir / "train_summary.json", summary)
         saved = out_dir / (ADAPTER_FILE if lora is not None else WEIGHTS_FILE)

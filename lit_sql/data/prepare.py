@@ -247,7 +247,7 @@ def prepare(
             mentions (sources with databases; `lit_sql.data.values`). Generation, evaluation and the app add
             them the same way for a run trained on such data.
         test_split_fraction: share of examples held out for test; default 0.2 for synthetic-text-to-sql,
-            0.1 otherwise.
+            0.1 otherwise. 1: every example is test (an evaluation set, e.g. `lit_sql.data.real`).
         split_by: example, or database (no test database is seen in training).
         seed: seed of the split, the mix sampling and the generator.
         mask_prompt: labels of the prompt tokens are IGNORE_INDEX (-100), so only the SQL is learned.
@@ -278,8 +278,8 @@ def prepare(
         raise LitSQLError(f"--target_format must be one of {', '.join(TARGET_FORMATS)}, got {target_format!r}")
     if split_by not in ("example", "database"):
         raise LitSQLError(f"--split_by must be example or database, got {split_by!r}")
-    if test_split_fraction is not None and not 0 <= test_split_fraction < 1:
-        raise LitSQLError(f"--test_split_fraction must be in [0, 1), got {test_split_fraction}")
+    if test_split_fraction is not None and not 0 <= test_split_fraction <= 1:
+        raise LitSQLError(f"--test_split_fraction must be in [0, 1], got {test_split_fraction}")
     if max_seq_length < 16:
         raise LitSQLError(f"--max_seq_length must be at least 16, got {max_seq_length}")
     if sample_rows < 0 or num_databases < 1 or num_questions < 1:
