@@ -122,6 +122,22 @@ def test_json_formats(checkpoint, tmp_path, name, keys, n, reasons):
         assert train[0]["question"] == "Which city has the largest population?"
 
 
+def test_gold_that_is_no_query_is_rejected_without_a_database(checkpoint, tmp_path):
+    """Without a database the gold SQL is only parsed, and sqlglot reads "SELEC nope" as a column with an alias:
+    such gold is rejected with its reason, a real query or statement is kept."""
+    data = tmp_path / "gold.jsonl"
+    rows = [("How many planets?", "SELECT count(*) FROM planet"), ("Typo?", "SELEC nope"),
+            ("Prose?", "hello world"), ("Remove the small ones.", "DELETE FROM planet WHERE name = 'x'")]
+    data.write_text("".join(json.dumps({"question": q, "context": "CREATE TABLE planet (name TEXT)", "sql": sql})
+                            + "\n" for q, sql in rows))
+    train, test, meta, rejects = run(checkpoint, tmp_path, dataset="json", data_path=data, test_split_fraction=0.0)
+    assert sorted(r["sql"] for r in train) == ["DELETE FROM planet WHERE name = 'x'", "SELECT count(*) FROM planet"]
+    assert {r["sql"]: r["reason"] for r in rejects} == {
+        "SELEC nope": "SQL does not parse: no query or statement, only a bare expression (Alias)",
+        "hello world": "SQL does not parse: no query or statement, only a bare expression (Alias)"}
+    assert meta["rejects_by_reason"] == {"SQL does not parse": 2}
+
+
 def test_generated_and_mix(checkpoint, tmp_path):
     train, test, meta, rejects = run(checkpoint, tmp_path, mix=f"generated:0.5,spider@{FIXTURES / 'spider'}:2",
                                      num_databases=3, num_questions=60, test_split_fraction=0.2)

@@ -27,7 +27,7 @@ from lit_sql.data.schema import SCHEMA_FORMATS, Schema, read_schema
 from lit_sql.data.sources import SOURCES, SQLExample, load_source, reject
 from lit_sql.errors import LitSQLError
 from lit_sql.sql.lexer import squeeze_spaces
-from lit_sql.sql.metrics import sql_difficulty
+from lit_sql.sql.metrics import is_statement, sql_difficulty
 
 IGNORE_INDEX = -100  # the label of a token the loss skips (the prompt's); training reads it from here
 DEFAULT_TEST_FRACTION = {"synthetic-text-to-sql": 0.2}  # the others: 0.1
@@ -102,9 +102,13 @@ def _parse_problem(sqlglot, sql: str, lenient: bool) -> Optional[str]:
     for dialect in ("sqlite", None) if lenient else ("sqlite",):
         try:
             statements = sqlglot.parse(sql, read=dialect)
-            if statements and statements[0] is not None:
+            if statements and is_statement(statements[0]):
                 return None
-            error = "empty statement"
+            if statements and statements[0] is not None:  # "SELEC nope": no statement, only an expression
+                error = error or (f"no query or statement, only a bare expression "
+                                  f"({type(statements[0]).__name__})")
+            else:
+                error = error or "empty statement"
         except sqlglot.errors.SqlglotError as e:
             error = error or " ".join(str(e).split())[:200]
     return f"SQL does not parse: {error}"
