@@ -41,6 +41,8 @@ class LoRAConfig:
     def __post_init__(self) -> None:
         if self.r < 1:
             raise LitSQLError(f"--lora_r must be >= 1, got {self.r}")
+        if not self.alpha > 0:  # a scale of 0 would train an adapter that changes nothing
+            raise LitSQLError(f"--lora_alpha must be > 0, got {self.alpha}")
         if not 0 <= self.dropout < 1:
             raise LitSQLError(f"--lora_dropout must be in [0, 1), got {self.dropout}")
         if isinstance(self.targets, str):

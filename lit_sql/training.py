@@ -63,24 +63,36 @@ class TrainArgs:
     exec_eval_interval: int = 100
     exec_eval_examples: int = 8
     save_interval: int = 100
+    keep_checkpoints: int = 3  # the newest step checkpoints kept; older ones are deleted as new ones are saved
     seed: int = 1337
     activation_checkpointing: Optional[bool] = None  # see the docstring: null = within a memory budget on the CPU
 
     def __post_init__(self) -> None:
+        """Every setting is checked here, when the flags are parsed: a bad one is an error before any work (a
+        zero interval would divide by zero after the first step, a negative step count save an untrained
+        adapter)."""
         if self.micro_batch_size < 1 or self.global_batch_size < self.micro_batch_size:
-            raise LitSQLError(f"--micro_batch_size ({self.micro_batch_size}) must be >= 1 and <= --global_batch_size "
-                              f"({self.global_batch_size})")
+            raise LitSQLError(f"--train.micro_batch_size ({self.micro_batch_size}) must be >= 1 and <= "
+                              f"--train.global_batch_size ({self.global_batch_size})")
         if self.optimizer not in ("adamw", "adamw8bit", "paged_adamw"):
-            raise LitSQLError(f"--optimizer {self.optimizer!r} is not one of adamw, adamw8bit, paged_adamw")
-        if self.learning_rate <= 0:
-            raise LitSQLError(f"--learning_rate must be > 0, got {self.learning_rate}")
+            raise LitSQLError(f"--train.optimizer {self.optimizer!r} is not one of adamw, adamw8bit, paged_adamw")
         if self.clock not in CLOCKS:
-            raise LitSQLError(f"--clock {self.clock!r} is not one of {', '.join(CLOCKS)}")
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise LitSQLError(f"--max_minutes must be > 0, got {self.max_minutes}")
-        if self.exec_eval_interval < 0 or self.exec_eval_examples < 1:
-            raise LitSQLError(f"--exec_eval_interval ({self.exec_eval_interval}) must be >= 0 (0: never) and "
-                              f"--exec_eval_examples ({self.exec_eval_examples}) >= 1")
+            raise LitSQLError(f"--train.clock {self.clock!r} is not one of {', '.join(CLOCKS)}")
+        at_least = {"epochs": 1, "log_interval": 1, "eval_interval": 1, "eval_batches": 1, "save_interval": 1,
+                    "keep_checkpoints": 1, "exec_eval_examples": 1, "exec_eval_interval": 0, "warmup_steps": 0,
+                    "weight_decay": 0, "max_norm": 0, "min_lr_ratio": 0}
+        for name, low in at_least.items():
+            if not getattr(self, name) >= low:  # `not >=`: NaN fails too
+                raise LitSQLError(f"--train.{name} must be >= {low}, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise LitSQLError(f"--train.max_steps must be >= 1 (or null: --train.epochs decides), got {self.max_steps}")
+        if not self.learning_rate > 0:
+            raise LitSQLError(f"--train.learning_rate must be > 0, got {self.learning_rate}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise LitSQLError(f"--train.max_minutes must be > 0, got {self.max_minutes}")
+        if self.min_lr_ratio > 1:
+            raise LitSQLError(f"--train.min_lr_ratio must be <= 1 (the floor is a share of the learning rate), got "
+                              f"{self.min_lr_ratio}")
 
     def accumulation_steps(self, world_size: int) -> int:
         per_rank = self.global_batch_size // world_size

@@ -170,7 +170,7 @@ def test_bad_input_fails_before_training(tiny_run, tmp_path):
     cases = {
         "--lora_targets=attention": "not understood",
         "--quantize=bnb.nf3": "bnb.nf3",
-        "--train.optimizer=sgd": "--optimizer 'sgd'",
+        "--train.optimizer=sgd": "--train.optimizer 'sgd'",
         f"--data_dir={tmp_path / 'nothing'}": "prepare the data first",
         f"--checkpoint_dir={other_checkpoint}": "was prepared with tokenizer",
     }

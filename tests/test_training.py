@@ -27,8 +27,8 @@ def test_the_schedule_follows_the_time_budget():
     assert lr_at(3, args, 10, time_used=0.5) == pytest.approx(1e-4 + 9e-4 * 0.5)
 
 
-@pytest.mark.parametrize("bad, message", [(dict(clock="gpu"), "--clock 'gpu' is not one of wall, cpu"),
-                                          (dict(max_minutes=0), "--max_minutes must be > 0, got 0")])
+@pytest.mark.parametrize("bad, message", [(dict(clock="gpu"), "--train.clock 'gpu' is not one of wall, cpu"),
+                                          (dict(max_minutes=0), "--train.max_minutes must be > 0, got 0")])
 def test_bad_budget_flags_are_refused(bad, message):
     with pytest.raises(LitSQLError, match=f"^{re.escape(message)}$"):
         TrainArgs(**bad)

@@ -77,7 +77,7 @@ def setup(
     quantize: Optional[Literal["bnb.nf4", "bnb.nf4-dq", "bnb.fp4", "bnb.fp4-dq", "bnb.int8-training"]] = None,
     devices: int = 1,
     num_nodes: int = 1,
-    accelerator: str = "auto",
+    accelerator: Literal["auto", "cpu", "cuda", "gpu", "mps"] = "auto",
     strategy: Literal["auto", "ddp", "fsdp", "deepspeed"] = "auto",
     lora_r: int = 16,
     lora_alpha: int = 32,
@@ -122,7 +122,7 @@ def setup_full(
     precision: Optional[str] = None,
     devices: int = 1,
     num_nodes: int = 1,
-    accelerator: str = "auto",
+    accelerator: Literal["auto", "cpu", "cuda", "gpu", "mps"] = "auto",
     strategy: Literal["auto", "ddp", "fsdp", "deepspeed"] = "auto",
     train: TrainArgs = TrainArgs(learning_rate=5e-5),
     resume: Optional[str] = None,
@@ -157,13 +157,20 @@ def launch(data_dir: Path, checkpoint_dir: Path, out_dir: Path, precision: Optio
     """Check every input, build Fabric and train: LoRA with `lora`, every weight without."""
     import lightning as L
 
-    # Every flag is checked before any heavy work starts.
-    checkpoint_dir = ensure_checkpoint(checkpoint_dir)
-    use_cuda = accelerator == "cuda" or (accelerator == "auto" and torch.cuda.is_available())
-    precision = precision or default_precision(use_cuda, full=lora is None)
-    parse_precision(precision)
+    # Every flag is checked before any heavy work starts (converting the default model, loading the data); the
+    # training settings were checked when the flags were parsed (`TrainArgs`).
+    if precision is not None:
+        parse_precision(precision)
+    if devices < 1 or num_nodes < 1:
+        raise LitSQLError(f"--devices ({devices}) and --num_nodes ({num_nodes}) must be >= 1")
+    train.accumulation_steps(devices * num_nodes)  # the global batch must split evenly over the devices
+    if accelerator in ("cuda", "gpu") and not torch.cuda.is_available():
+        raise LitSQLError(f"--accelerator {accelerator}: no CUDA device is available here")
     out_dir = Path(out_dir)
     resume_path = resolve_resume(resume, out_dir, lora)
+    checkpoint_dir = ensure_checkpoint(checkpoint_dir)
+    use_cuda = accelerator in ("cuda", "gpu") or (accelerator == "auto" and torch.cuda.is_available())
+    precision = precision or default_precision(use_cuda, full=lora is None)
     done = out_dir / (ADAPTER_FILE if lora is not None else WEIGHTS_FILE)
     if resume_path is None and done.is_file():
         raise LitSQLError(f"{out_dir} already holds a finished run ({done.name}); choose another --out_dir "
