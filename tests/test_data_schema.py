@@ -108,8 +108,10 @@ def test_a_database_whose_names_are_keywords_reads_renders_and_runs(tmp_path):
     assert schema.tables[1].foreign_keys == [(["transaction_id"], "transaction", ["id"])]
     ddl = schema.render("ddl", sample_rows=1)
     assert ddl.startswith('CREATE TABLE "transaction" (\n  id INTEGER PRIMARY KEY,\n  "order" TEXT,\n  "key" TEXT,')
-    assert 'REFERENCES "transaction"(id)' in ddl and """INSERT INTO "transaction" VALUES (1, 'pending', 'k1', 10);""" in ddl
-    assert schema.render("compact").splitlines()[0] == '"transaction"(id INTEGER PK, "order" TEXT, "key" TEXT, amount INTEGER)'
+    assert 'REFERENCES "transaction"(id)' in ddl
+    assert """INSERT INTO "transaction" VALUES (1, 'pending', 'k1', 10);""" in ddl
+    assert schema.render("compact").splitlines()[0] == \
+        '"transaction"(id INTEGER PK, "order" TEXT, "key" TEXT, amount INTEGER)'
     sqlite3.connect(":memory:").executescript(ddl)  # what the model sees is SQL SQLite runs as written
 
 

@@ -116,7 +116,8 @@ def _schema_from_connection(conn: sqlite3.Connection, sample_rows: int) -> Schem
             cols.append(fk[3])
             if fk[4]:
                 refs.append(fk[4])
-        rows = conn.execute(f"SELECT * FROM {quote_identifier(name)} LIMIT {int(sample_rows)}").fetchall() if sample_rows else []
+        rows = (conn.execute(f"SELECT * FROM {quote_identifier(name)} LIMIT {int(sample_rows)}").fetchall()
+                if sample_rows else [])
         tables.append(Table(name, columns, list(groups.values()), rows))
     return Schema(tables)
 

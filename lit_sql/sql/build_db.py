@@ -184,7 +184,8 @@ def _number(text: str) -> Optional[Union[int, float]]:
 def _fill(conn: sqlite3.Connection, literals: dict[str, list], rng: random.Random, rows: int) -> None:
     tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
     for table in tables:
-        columns = conn.execute(f"PRAGMA table_info({quote_identifier(table)})").fetchall()  # (cid, name, type, notnull, dflt, pk)
+        # (cid, name, type, notnull, dflt, pk)
+        columns = conn.execute(f"PRAGMA table_info({quote_identifier(table)})").fetchall()
         marks = ",".join("?" * len(columns))
         inserted, attempts = 0, 0
         while inserted < rows and attempts < rows * 5:  # unique keys may reject some draws
