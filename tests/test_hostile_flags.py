@@ -43,7 +43,7 @@ FINETUNE_FLAGS = [
     (["--devices", "0"], "--devices (0) and --num_nodes (1) must be >= 1"),
     (["--devices", "1.5"], "--devices: '1.5' is not an integer"),
     (["--devices", "3", "--train.global_batch_size", "16", "--train.micro_batch_size", "4"],
-     "--global_batch_size 16 over 3 devices is not a multiple of --micro_batch_size 4"),
+     "--train.global_batch_size 16 over 3 devices is not a multiple of --train.micro_batch_size 4"),
     (["--lora_r", "0"], "--lora_r must be >= 1, got 0"),
     (["--lora_alpha", "0"], "--lora_alpha must be > 0, got 0"),
     (["--lora_dropout", "1"], "--lora_dropout must be in [0, 1), got 1.0"),

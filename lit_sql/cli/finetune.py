@@ -27,8 +27,8 @@ from lit_sql.lora import ADAPTER_FILE, HYPERPARAMETERS_FILE, LoRAConfig, lora_st
 from lit_sql.quantize import check_quantize_mode
 from lit_sql.run import lora_settings, read_record, run_record, save_recipe, save_record
 from lit_sql.tokenizer import Tokenizer
-from lit_sql.training import (ExecutionCheck, TrainArgs, default_precision, fit, latest_checkpoint, make_optimizer,
-                              plot_history, save_json)
+from lit_sql.training import (ExecutionCheck, TrainArgs, checkpoint_problem, default_precision, fit, make_optimizer,
+                              plot_history, resumable_checkpoint, save_json)
 
 PRECISION_HELP = """32-true: everything in float32 (slowest, most exact).
 bf16-true: weights, activations, LoRA and optimizer state in bfloat16 (fastest on CPUs with AMX and on GPUs).
@@ -202,7 +202,7 @@ def resolve_resume(resume: Optional[str], out_dir: Path, lora: Optional[LoRAConf
     if resume is None:
         return None
     if resume == "auto":
-        path = latest_checkpoint(out_dir)
+        path = resumable_checkpoint(out_dir)
         if path is None:
             print(f"--resume auto: no checkpoint in {out_dir}, starting fresh", file=sys.stderr)
             return None
@@ -210,6 +210,9 @@ def resolve_resume(resume: Optional[str], out_dir: Path, lora: Optional[LoRAConf
         path = Path(resume)
         if not path.exists():
             raise LitSQLError(f"--resume {resume}: no such checkpoint")
+        problem = checkpoint_problem(path)
+        if problem is not None:
+            raise LitSQLError(f"--resume {resume}: {problem}")
     if (out_dir / HYPERPARAMETERS_FILE).is_file():
         record = read_record(out_dir)
         if (record.get("lora") is None) != (lora is None):
@@ -313,7 +316,8 @@ def main(fabric, checkpoint_dir: Path, out_dir: Path, lora: Optional[LoRAConfig]
         if lora is not None:
             state = {k: v.detach().float().cpu() for k, v in lora_state_dict(model).items()}
             # The final adapter is saved in float32 whatever the training precision.
-            atomic_torch_save(state, out_dir / ADAPTER_FILE)
+            atomic_torch_save(state, out_dir / ADAPTER_FILE, "The step checkpoints are intact: free some space, then "
+                                                             "finish with --resume auto")
         else:
             save_full_checkpoint(model, checkpoint_dir, out_dir, recipe)
         plot = plot_history(history, out_dir / "loss.png")
