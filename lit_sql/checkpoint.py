@@ -89,14 +89,16 @@ def check_checkpoint_dir(checkpoint_dir: Path) -> Config:
     return config
 
 
-def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Memory-map a weights file: tensors are paged in on use, so a 7B model loads without a copy in RAM."""
+def load_state_dict(path: Path, remedy: str = "delete it and convert or download the checkpoint "
+                                                "again") -> dict[str, torch.Tensor]:
+    """Memory-map a weights file: tensors are paged in on use, so a 7B model loads without a copy in RAM. A file
+    that does not load (truncated, garbled, empty) is an error naming it, then `remedy`."""
     try:
         return torch.load(path, mmap=True, weights_only=True, map_location="cpu")
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
         raise LitSQLError(
-            f"{path} could not be read ({type(e).__name__}: {str(e).splitlines()[0][:200]}). The file is corrupt or "
-            f"incomplete: delete it and convert or download the checkpoint again"
+            f"{path} could not be read ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}). The file is "
+            f"corrupt or incomplete: {remedy}"
         ) from None
 
 

@@ -199,3 +199,13 @@ def adapter_path(lora_path: Path) -> Path:
         return lora_path / ADAPTER_FILE
     raise LitSQLError(f"{lora_path / ADAPTER_FILE} not found: the run did not finish. Resume it with "
                       f"`python finetune/lora.py ... --out_dir {lora_path} --resume auto`")
+
+
+def read_adapter(lora_path: Path) -> dict[str, torch.Tensor]:
+    """The adapter tensors of a run folder (on the CPU); a truncated or garbled adapter file is an error that names
+    it, not a traceback from deep inside torch."""
+    from lit_sql.checkpoint import load_state_dict
+
+    path = adapter_path(lora_path)
+    return load_state_dict(path, f"delete it and finish the run again from its last step checkpoint "
+                                 f"(`python finetune/lora.py ... --out_dir {Path(lora_path)} --resume auto`)")
