@@ -83,3 +83,21 @@ def test_the_scripts_exit_2_with_one_line(script, args, message):
     assert "Traceback" not in result.stderr and "usage:" not in result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), result.stderr
+
+
+@pytest.mark.parametrize("command, args, message", [
+    ("eval", ["--limit", "abc"], "--limit: 'abc' is not an integer"),
+    ("prepare", ["--dataset", "foo"], "--dataset: 'foo' is not one of generated, spider, bird, sql-create-context, "
+                                      "synthetic-text-to-sql, json"),
+    ("prepare", ["--files", "x"], "--files: 'x' is not a list, e.g. [a, b]"),
+    ("generate-lora", ["--prompt", "q", "--temperature", "hot"], "--temperature: 'hot' is not a number"),
+    ("generate-lora", ["--prompt", "q", "--config", "/nonexistent.yaml"], "--config: File does not exist"),
+    ("generate-lora", [], "the following arguments are required: prompt"),
+])
+def test_a_flag_value_every_command_rejects_is_one_error_line(command, args, message, capsys):
+    from lit_sql.cli import _commands
+
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(_commands()[command], args)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith(f"error: {message}") and len(err.splitlines()) == 1, err

@@ -28,7 +28,8 @@ def run_cli(fn: Callable[..., Any], args: list[str] | None = None) -> Any:
         raise SystemExit(130) from None
 
 
-_TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "text", "Path": "a path"}
+_TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "text", "Path": "a path",
+               "list": "a list, e.g. [a, b]"}
 
 
 def _flag_error(message: str) -> str:
@@ -36,15 +37,17 @@ def _flag_error(message: str) -> str:
     Its own runs over many lines (every type a Union allows, the value's type); text it words otherwise (an
     unknown flag) keeps its first line."""
     first, *rest = message.strip().splitlines() or [""]
-    key = re.fullmatch(r'Parser key "([^"]+)":', first.strip())
+    key = re.fullmatch(r'Parser key "([^"]+)":\s*(.*)', first.strip())
     if key is None:
         return first
+    if key.group(2):  # said on the one line, e.g. 'Parser key "config": File does not exist: ...'
+        return f"--{key.group(1)}: {key.group(2)}"
     details = "\n".join(rest)
     given = re.search(r"(?:Given|Got) value: (.*)", details)
     value = repr(given.group(1).strip()) if given else "the value given"
     # What it may be: the types each "Expected a ..." line names (None, which a flag's default allows, left out).
     choices = [c for literal in re.findall(r"Expected a typing\.Literal\[(.*?)\]", details)
-               for c in ast.literal_eval(f"[{literal}]")]
+               for c in _literal_values(literal)]
     if choices:
         return f"--{key.group(1)}: {value} is not one of {', '.join(map(str, dict.fromkeys(choices)))}"
     types = [_TYPE_NAMES.get(t, t) for t in re.findall(r"Expected a <class '(?:[\w.]+\.)?(\w+)'>", details)
@@ -52,6 +55,15 @@ def _flag_error(message: str) -> str:
     if types:
         return f"--{key.group(1)}: {value} is not {' or '.join(dict.fromkeys(types))}"
     return f"--{key.group(1)}: " + next((line.strip() for line in rest if line.strip()), "not accepted")
+
+
+def _literal_values(text: str) -> list:
+    """The values of a `Literal[...]` as jsonargparse writes it ("'csv', 'tensorboard'"); the text itself if they
+    are not plain literals."""
+    try:
+        return list(ast.literal_eval(f"[{text}]"))
+    except (ValueError, SyntaxError):
+        return [text]
 
 
 def _bare_bool_flags(fn: Callable[..., Any], args: list[str]) -> list[str]:
