@@ -217,7 +217,7 @@ def _render_ddl(t: Table, sample_rows: int) -> str:
 
 def _render_compact(t: Table, sample_rows: int) -> str:
     if not t.columns:  # DDL SQLite could not run: the statement itself, on one line
-        line = " ".join((t.ddl or f"CREATE TABLE {t.name} ()").split())
+        line = " ".join((t.ddl or f"CREATE TABLE {quote(t.name)} ()").split())
     else:
         fks = {cols[0]: _fk_target(table, refs) for cols, table, refs in t.foreign_keys if len(cols) == 1}
         parts = []
