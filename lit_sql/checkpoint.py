@@ -138,7 +138,14 @@ def save_weights(model_or_state: torch.nn.Module | dict[str, torch.Tensor], path
 def atomic_torch_save(obj: object, path: Path, remedy: str = "Nothing was overwritten: free some space (or write "
                       "elsewhere) and run it again") -> None:
     """`torch.save` through `write_atomically`: a crash or a full disk never leaves a truncated file at `path`."""
-    write_atomically(path, lambda tmp: torch.save(obj, tmp), remedy)
+
+    def write(tmp: Path) -> None:
+        # Through a Python file: a full disk is then an OSError (ENOSPC), where torch's own writer of a path
+        # raises an opaque RuntimeError ("unexpected pos ...").
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+
+    write_atomically(path, write, remedy)
 
 
 def temporary_path(path: Path) -> Path:

@@ -127,3 +127,17 @@ def test_resume_auto_takes_the_newest_checkpoint_that_loads(tmp_path, capsys):
         (folder / f"step-{step:06d}.pth").write_bytes(b"x")
     with pytest.raises(LitSQLError, match="^--resume auto: none of the 6 checkpoints in .* loads; move them away"):
         resumable_checkpoint(tmp_path)
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/dev/full"), reason="needs Linux's /dev/full")
+def test_torch_save_onto_a_full_disk_is_the_same_one_error(tmp_path, monkeypatch):
+    """What a full disk does to torch.save itself (writes to /dev/full fail with ENOSPC), for the final adapter."""
+    import lit_sql.checkpoint
+    from lit_sql.checkpoint import atomic_torch_save
+
+    path = tmp_path / "adapter.pth"
+    monkeypatch.setattr(lit_sql.checkpoint, "open", lambda *_: open("/dev/full", "wb"), raising=False)
+    with pytest.raises(LitSQLError, match=f"^could not write adapter.pth in {re.escape(str(tmp_path))}: the disk is "
+                                          f"full. Nothing was overwritten"):
+        atomic_torch_save({"w": torch.ones(4096)}, path)
+    assert not list(tmp_path.iterdir())
