@@ -16,6 +16,8 @@ the row above it. Rows are cached, so evaluate every row in one quiet run for th
 - guided_on_error: execution-guided decoding: the greedy query, and 2 samples only for the questions whose greedy
   query fails to run; the vote picks among those that run (`--num_samples 3 --sample_on_error`); its sign test
   is against `constrained`.
+- guided2_on_error: the same with one sample instead of two (`--num_samples 2 --sample_on_error`), against
+  `constrained`.
 - full: full fine-tuning (`finetune/full.py`, `--full_path`, trained for the same CPU time as the adapter),
   constrained greedy decoding; its sign test is against `constrained` (the same decoding, LoRA).
 
@@ -70,9 +72,11 @@ def main() -> None:
         "guided3": (tuned, EvalConfig(max_new_tokens=128, num_samples=3, temperature=0.7)),
         "guided_on_error": (tuned, EvalConfig(max_new_tokens=128, num_samples=3, temperature=0.7,
                                               sample_on_error=True)),
+        "guided2_on_error": (tuned, EvalConfig(max_new_tokens=128, num_samples=2, temperature=0.7,
+                                               sample_on_error=True)),
         "full": (lambda: load_run(args.full_path), EvalConfig(max_new_tokens=128)),
     }
-    versus = {"guided_on_error": "constrained", "full": "constrained"}  # else the row above
+    versus = {"guided_on_error": "constrained", "guided2_on_error": "constrained", "full": "constrained"}  # else above
     wanted = [r for r in args.rows.split(",") if r]
     unknown = set(wanted) - set(rows)
     if unknown:

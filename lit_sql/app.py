@@ -182,7 +182,7 @@ def check_database(path: Path) -> int:
 
 def count_rows(path: Path, tables: list[str]) -> list[str]:
     """Each table's row count as text; counting reads rows, so each count and all of them are bounded in time."""
-    from lit_sql.data.schema import quote
+    from lit_sql.sql.lexer import quote_identifier
 
     counts, stop = [], time.monotonic() + COUNT_BUDGET_S
     with sandboxed(path) as (conn, deadline):
@@ -192,7 +192,7 @@ def count_rows(path: Path, tables: list[str]) -> list[str]:
                 continue
             deadline.at = min(time.monotonic() + COUNT_TIMEOUT_S, stop)
             try:
-                counts.append(f"{conn.execute(f'SELECT count(*) FROM {quote(table)}').fetchone()[0]:,}")
+                counts.append(f"{conn.execute(f'SELECT count(*) FROM {quote_identifier(table)}').fetchone()[0]:,}")
             except sqlite3.Error:  # stopped by the deadline, or a table SQLite cannot read
                 counts.append("?")
     return counts

@@ -7,8 +7,10 @@ A checkpoint folder (`checkpoints/<org>/<name>/`) holds `lit_model.pth` (our par
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import json
+import os
 import pickle
 import re
 import shutil
@@ -16,7 +18,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import torch
 from tqdm import tqdm
@@ -87,14 +89,16 @@ def check_checkpoint_dir(checkpoint_dir: Path) -> Config:
     return config
 
 
-def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Memory-map a weights file: tensors are paged in on use, so a 7B model loads without a copy in RAM."""
+def load_state_dict(path: Path, remedy: str = "delete it and convert or download the checkpoint "
+                                                "again") -> dict[str, torch.Tensor]:
+    """Memory-map a weights file: tensors are paged in on use, so a 7B model loads without a copy in RAM. A file
+    that does not load (truncated, garbled, empty) is an error naming it, then `remedy`."""
     try:
         return torch.load(path, mmap=True, weights_only=True, map_location="cpu")
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
         raise LitSQLError(
-            f"{path} could not be read ({type(e).__name__}: {str(e).splitlines()[0][:200]}). The file is corrupt or "
-            f"incomplete: delete it and convert or download the checkpoint again"
+            f"{path} could not be read ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}). The file is "
+            f"corrupt or incomplete: {remedy}"
         ) from None
 
 
@@ -131,12 +135,68 @@ def save_weights(model_or_state: torch.nn.Module | dict[str, torch.Tensor], path
     atomic_torch_save(state, path)
 
 
-def atomic_torch_save(obj: object, path: Path) -> None:
-    """Write to a temporary name, then rename: a crash mid-write never leaves a truncated file at `path`."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+def atomic_torch_save(obj: object, path: Path, remedy: str = "Nothing was overwritten: free some space (or write "
+                      "elsewhere) and run it again") -> None:
+    """`torch.save` through `write_atomically`: a crash or a full disk never leaves a truncated file at `path`."""
+
+    def write(tmp: Path) -> None:
+        # Through a Python file: a full disk is then an OSError (ENOSPC), where torch's own writer of a path
+        # raises an opaque RuntimeError ("unexpected pos ...").
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+
+    write_atomically(path, write, remedy)
+
+
+def temporary_path(path: Path) -> Path:
+    """Where `write_atomically` writes `path` before renaming it."""
+    return Path(path).with_name(Path(path).name + ".tmp")
+
+
+def write_atomically(path: Path, write: Callable[[Path], None], remedy: str) -> None:
+    """`write(tmp)` writes the file (or folder) under a temporary name; it is flushed to the disk and only then
+    renamed to `path`. A crash, a power cut or a full disk mid-write leaves the file that was at `path` (and any
+    written before) as it was, never a truncated one. A write that fails (no space left, no permission) is one
+    error naming the folder, followed by `remedy`, and leaves no temporary file behind."""
+    path, tmp = Path(path), temporary_path(path)
+    try:
+        write(tmp)
+        _commit(tmp, path)
+    except OSError as e:
+        remove_quietly(tmp)
+        why = "the disk is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or str(e))
+        raise LitSQLError(f"could not write {path.name} in {path.parent}: {why}. {remedy}") from None
+
+
+def _commit(tmp: Path, path: Path) -> None:
+    """Flush `tmp` (every file of it, if a folder) to the disk, rename it to `path` and flush the rename. Without
+    the first flush a rename can reach the disk before the data, and a power cut then leaves an empty or
+    truncated file under the final name."""
+    for f in [tmp] if tmp.is_file() else sorted(p for p in tmp.rglob("*") if p.is_file()):
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    os.replace(tmp, path)
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return  # a folder cannot be opened on some systems (Windows); the rename is as durable as they make it
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_quietly(path: Path) -> None:
+    """Delete a file or folder if it is there, ignoring errors (used while reporting another one)."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def load_model(checkpoint_dir: Path, device: str | torch.device = "cpu", dtype: Optional[torch.dtype] = None,

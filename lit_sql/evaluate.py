@@ -325,8 +325,10 @@ def _group(records, field) -> dict[str, list[dict]]:
     return groups
 
 
-def write_reports(out_dir: Path, runs: dict[str, tuple[list[dict], dict]], title: str) -> Path:
-    """Per-run JSONL and summary JSON, one Markdown report for all runs, and a bar chart PNG."""
+def write_reports(out_dir: Path, runs: dict[str, tuple[list[dict], dict]], title: str,
+                  scope: Optional[str] = None) -> Path:
+    """Per-run JSONL and summary JSON, one Markdown report for all runs, and a bar chart PNG. `scope` says which
+    questions were evaluated (e.g. "200 of 687 test questions (seeded sample; --limit)"); default: how many."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, (records, summary) in runs.items():
@@ -339,7 +341,7 @@ def write_reports(out_dir: Path, runs: dict[str, tuple[list[dict], dict]], title
     first = next(iter(runs.values()))[1]
     lines += [f"Execution match mode: **{first['mode']}** (testsuite: bag of rows, order only when the gold query "
               f"has ORDER BY, columns may be permuted; bird: set of rows, column order strict). "
-              f"{first['n']} questions.", ""]
+              f"{scope or str(first['n']) + ' questions'}.", ""]
     metrics = ["execution_accuracy", *(f"execution_accuracy_{m}" for m in MODES), "exact_match", "parses", "executes",
                "bleu", "rouge_l"]
     lines.append("| metric | " + " | ".join(runs) + " |")

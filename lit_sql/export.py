@@ -15,12 +15,10 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-import torch
-
 from lit_sql.checkpoint import (WEIGHTS_FILE, check_checkpoint_dir, hf_config_dict, lit_to_hf_name, save_weights,
                                 to_hf_state_dict)
 from lit_sql.errors import LitSQLError
-from lit_sql.lora import adapter_path
+from lit_sql.lora import read_adapter
 from lit_sql.run import Run
 
 # Everything in a checkpoint folder besides the weights that a standalone copy needs.
@@ -94,7 +92,7 @@ def export_peft(run: Run, out_dir: Path, base_model_name_or_path: Optional[str] 
     _require_adapter(run)
     lora = run.lora
     out_dir = _prepare_out_dir(out_dir, overwrite)
-    adapter = torch.load(adapter_path(run.lora_path), map_location="cpu", weights_only=True)
+    adapter = read_adapter(run.lora_path)
     tensors = {}
     for name, value in adapter.items():
         module, kind = name.rsplit(".", 1)  # e.g. "blocks.0.attn.q_proj", "lora_A"

@@ -253,7 +253,7 @@ def load_for_inference(checkpoint_dir: Path, precision: str = "32-true", device:
         (with their unmerged adapters) are left as they are.
     """
     from lit_sql.checkpoint import load_model
-    from lit_sql.lora import adapter_path, load_lora_weights, merge_lora
+    from lit_sql.lora import adapter_path, load_lora_weights, merge_lora, read_adapter
     from lit_sql.quantize import check_quantize_mode
     from lit_sql.run import lora_settings, read_record
 
@@ -268,8 +268,7 @@ def load_for_inference(checkpoint_dir: Path, precision: str = "32-true", device:
     model = load_model(checkpoint_dir, device=device, quantize=quantize, compute_dtype=compute, lora=lora)
     fast = fast_decoding and dtype == torch.float32 and torch.device(device).type == "cpu"
     if lora_path is not None:
-        path = adapter_path(lora_path)
-        load_lora_weights(model, torch.load(path, map_location=device, weights_only=True), source=path)
+        load_lora_weights(model, read_adapter(lora_path), source=adapter_path(lora_path))
         if not quantize and not fast:
             merge_lora(model)
     model = model.to(dtype=dtype).eval()

@@ -41,6 +41,8 @@ class LoRAConfig:
     def __post_init__(self) -> None:
         if self.r < 1:
             raise LitSQLError(f"--lora_r must be >= 1, got {self.r}")
+        if not self.alpha > 0:  # a scale of 0 would train an adapter that changes nothing
+            raise LitSQLError(f"--lora_alpha must be > 0, got {self.alpha}")
         if not 0 <= self.dropout < 1:
             raise LitSQLError(f"--lora_dropout must be in [0, 1), got {self.dropout}")
         if isinstance(self.targets, str):
@@ -197,3 +199,13 @@ def adapter_path(lora_path: Path) -> Path:
         return lora_path / ADAPTER_FILE
     raise LitSQLError(f"{lora_path / ADAPTER_FILE} not found: the run did not finish. Resume it with "
                       f"`python finetune/lora.py ... --out_dir {lora_path} --resume auto`")
+
+
+def read_adapter(lora_path: Path) -> dict[str, torch.Tensor]:
+    """The adapter tensors of a run folder (on the CPU); a truncated or garbled adapter file is an error that names
+    it, not a traceback from deep inside torch."""
+    from lit_sql.checkpoint import load_state_dict
+
+    path = adapter_path(lora_path)
+    return load_state_dict(path, f"delete it and finish the run again from its last step checkpoint "
+                                 f"(`python finetune/lora.py ... --out_dir {Path(lora_path)} --resume auto`)")

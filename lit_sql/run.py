@@ -138,7 +138,10 @@ def run_record(checkpoint_dir: Path, recipe: PromptRecipe, lora: Optional[LoRACo
 
 
 def save_record(out_dir: Path, record: dict) -> None:
-    Path(out_dir, RECORD_FILE).write_text(yaml.safe_dump(record, sort_keys=False))
+    from lit_sql.checkpoint import write_atomically
+
+    write_atomically(Path(out_dir, RECORD_FILE), lambda tmp: tmp.write_text(yaml.safe_dump(record, sort_keys=False)),
+                     "Free some space and run it again")
 
 
 def save_recipe(checkpoint_dir: Path, recipe: PromptRecipe) -> None:
@@ -156,10 +159,39 @@ def read_record(lora_path: Path) -> dict:
         data = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise LitSQLError(f"{path} is not a readable run record: {str(e).splitlines()[0]}") from None
+    if isinstance(data, dict):
+        _check_record(path, data)
     if not isinstance(data, dict) or not (isinstance(data.get("lora"), dict) or _is_full(data)):
         raise LitSQLError(f"{path} is not a run record of finetune/lora.py or finetune/full.py (no 'lora' settings "
                           f"in it)")
     return data
+
+
+# The type of each setting a record may hold (None: not recorded). A value of another type means an edited or
+# damaged file, which would otherwise fail far from it, in a traceback.
+_RECORD_TYPES = {"version": int, "base": dict, "lora": dict, "prompt": dict, "quantize": str, "precision": str,
+                 "train": dict, "data_dir": str, "checkpoint_dir": str}
+_BASE_TYPES = {"checkpoint_dir": str, "model_name": str}
+
+
+def _check_record(path: Path, data: dict) -> None:
+    settings = [(key, data.get(key), kind) for key, kind in _RECORD_TYPES.items()]
+    base = data.get("base") if isinstance(data.get("base"), dict) else {}
+    settings += [(f"base.{key}", base.get(key), kind) for key, kind in _BASE_TYPES.items()]
+    for key, value, kind in settings:
+        if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            raise LitSQLError(f"{path} is damaged: its {key} is {value!r}, not {kind.__name__}. Restore the file or "
+                              f"train the run again")
+    from lit_sql.quantize import QUANTIZE_MODES
+
+    if data.get("quantize") is not None and data["quantize"] not in QUANTIZE_MODES:
+        raise LitSQLError(f"{path} is damaged: its quantize is {data['quantize']!r}, not one of "
+                          f"{', '.join(QUANTIZE_MODES)}. Restore the file or train the run again")
+    # Records since version 2 end with `checkpoint_dir` (see `run_record`): one without it was cut short, and the
+    # settings before the cut may be cut too.
+    if data.get("version", 1) >= 2 and "checkpoint_dir" not in data:
+        raise LitSQLError(f"{path} is cut short (it ends before its last setting, checkpoint_dir). Restore the file "
+                          f"or train the run again")
 
 
 def _is_full(record: dict) -> bool:
@@ -172,6 +204,20 @@ def lora_settings(record: dict, lora_path: Path) -> LoRAConfig:
         return LoRAConfig(**record["lora"])
     except (TypeError, ValueError, LitSQLError) as e:
         raise LitSQLError(f"{Path(lora_path) / RECORD_FILE}: its LoRA settings do not load: {e}") from None
+
+
+def recorded_recipe(record: dict, lora_path: Path) -> PromptRecipe:
+    """The record's prompt recipe; one that does not load (a wrong value, an unknown prompt style) is an error
+    naming the record."""
+    from lit_sql.prompts import PromptStyle
+
+    try:
+        recipe = PromptRecipe.from_dict(record["prompt"])
+        if recipe.prompt_style:
+            PromptStyle.from_name(recipe.prompt_style)  # known: else every prompt would fail, far from the file
+        return recipe
+    except (TypeError, ValueError, LitSQLError) as e:
+        raise LitSQLError(f"{Path(lora_path) / RECORD_FILE}: its prompt recipe does not load: {e}") from None
 
 
 def load_run(lora_path: Union[str, Path], checkpoint_dir: Optional[Path] = None, **prompt_flags: Any) -> Run:
@@ -190,7 +236,7 @@ def load_run(lora_path: Union[str, Path], checkpoint_dir: Optional[Path] = None,
     recorded = base.get("checkpoint_dir") or data.get("checkpoint_dir")
     checkpoint_dir = _base_checkpoint(lora_path, recorded, base.get("model_name"), checkpoint_dir)
     if isinstance(data.get("prompt"), dict):
-        recipe = PromptRecipe.from_dict(data["prompt"])
+        recipe = recorded_recipe(data, lora_path)
     else:
         recipe = _recipe_of_old_run(lora_path, data)
     recipe.check_flags(str(lora_path / RECORD_FILE), **prompt_flags)
@@ -207,7 +253,7 @@ def _full_run(path: Path, data: dict, checkpoint_dir: Optional[Path], prompt_fla
     if checkpoint_dir is not None and Path(checkpoint_dir).resolve() != path.resolve():
         raise LitSQLError(f"--checkpoint_dir {checkpoint_dir}: {path} is a full fine-tune, a model of its own; leave "
                           f"--checkpoint_dir out")
-    recipe = PromptRecipe.from_dict(data["prompt"])
+    recipe = recorded_recipe(data, path)
     recipe.check_flags(str(path / RECORD_FILE), **prompt_flags)
     return Run(ensure_checkpoint(path), recipe, record=data)
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
+import re
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,11 +21,13 @@ from typing import Any, Callable, Optional
 import torch
 import torch.nn.functional as F
 
+from lit_sql.checkpoint import remove_quietly, temporary_path, write_atomically
 from lit_sql.data.prepare import IGNORE_INDEX
 from lit_sql.errors import LitSQLError
 from lit_sql.fast_training import TrainingGPT, cpu_has_amx
 
 CHECKPOINT_DIR = "checkpoints"
+STEP_CHECKPOINT = re.compile(r"step-(\d+)\.pth")
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
@@ -63,30 +66,42 @@ class TrainArgs:
     exec_eval_interval: int = 100
     exec_eval_examples: int = 8
     save_interval: int = 100
+    keep_checkpoints: int = 3  # the newest step checkpoints kept; older ones are deleted as new ones are saved
     seed: int = 1337
     activation_checkpointing: Optional[bool] = None  # see the docstring: null = within a memory budget on the CPU
 
     def __post_init__(self) -> None:
+        """Every setting is checked here, when the flags are parsed: a bad one is an error before any work (a
+        zero interval would divide by zero after the first step, a negative step count save an untrained
+        adapter)."""
         if self.micro_batch_size < 1 or self.global_batch_size < self.micro_batch_size:
-            raise LitSQLError(f"--micro_batch_size ({self.micro_batch_size}) must be >= 1 and <= --global_batch_size "
-                              f"({self.global_batch_size})")
+            raise LitSQLError(f"--train.micro_batch_size ({self.micro_batch_size}) must be >= 1 and <= "
+                              f"--train.global_batch_size ({self.global_batch_size})")
         if self.optimizer not in ("adamw", "adamw8bit", "paged_adamw"):
-            raise LitSQLError(f"--optimizer {self.optimizer!r} is not one of adamw, adamw8bit, paged_adamw")
-        if self.learning_rate <= 0:
-            raise LitSQLError(f"--learning_rate must be > 0, got {self.learning_rate}")
+            raise LitSQLError(f"--train.optimizer {self.optimizer!r} is not one of adamw, adamw8bit, paged_adamw")
         if self.clock not in CLOCKS:
-            raise LitSQLError(f"--clock {self.clock!r} is not one of {', '.join(CLOCKS)}")
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise LitSQLError(f"--max_minutes must be > 0, got {self.max_minutes}")
-        if self.exec_eval_interval < 0 or self.exec_eval_examples < 1:
-            raise LitSQLError(f"--exec_eval_interval ({self.exec_eval_interval}) must be >= 0 (0: never) and "
-                              f"--exec_eval_examples ({self.exec_eval_examples}) >= 1")
+            raise LitSQLError(f"--train.clock {self.clock!r} is not one of {', '.join(CLOCKS)}")
+        at_least = {"epochs": 1, "log_interval": 1, "eval_interval": 1, "eval_batches": 1, "save_interval": 1,
+                    "keep_checkpoints": 1, "exec_eval_examples": 1, "exec_eval_interval": 0, "warmup_steps": 0,
+                    "weight_decay": 0, "max_norm": 0, "min_lr_ratio": 0}
+        for name, low in at_least.items():
+            if not getattr(self, name) >= low:  # `not >=`: NaN fails too
+                raise LitSQLError(f"--train.{name} must be >= {low}, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise LitSQLError(f"--train.max_steps must be >= 1 (or null: --train.epochs decides), got {self.max_steps}")
+        if not self.learning_rate > 0:
+            raise LitSQLError(f"--train.learning_rate must be > 0, got {self.learning_rate}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise LitSQLError(f"--train.max_minutes must be > 0, got {self.max_minutes}")
+        if self.min_lr_ratio > 1:
+            raise LitSQLError(f"--train.min_lr_ratio must be <= 1 (the floor is a share of the learning rate), got "
+                              f"{self.min_lr_ratio}")
 
     def accumulation_steps(self, world_size: int) -> int:
         per_rank = self.global_batch_size // world_size
         if per_rank % self.micro_batch_size:
-            raise LitSQLError(f"--global_batch_size {self.global_batch_size} over {world_size} devices is not a multiple "
-                              f"of --micro_batch_size {self.micro_batch_size}")
+            raise LitSQLError(f"--train.global_batch_size {self.global_batch_size} over {world_size} devices is not a "
+                              f"multiple of --train.micro_batch_size {self.micro_batch_size}")
         return max(1, per_rank // self.micro_batch_size)
 
 
@@ -228,23 +243,73 @@ def lr_at(step: int, args: TrainArgs, total_steps: int, time_used: Optional[floa
 # -------------------------------------------------------------------------------------------------------
 # Checkpoints
 # -------------------------------------------------------------------------------------------------------
+def step_checkpoints(out_dir: Path) -> list[Path]:
+    """The step checkpoints in `out_dir`, oldest first (by step number: past step 999,999 the names widen)."""
+    found = [(int(m.group(1)), p) for p in Path(out_dir, CHECKPOINT_DIR).glob("step-*.pth")
+             if (m := STEP_CHECKPOINT.fullmatch(p.name))]
+    return [p for _, p in sorted(found)]
+
+
 def latest_checkpoint(out_dir: Path) -> Optional[Path]:
-    found = sorted(Path(out_dir, CHECKPOINT_DIR).glob("step-*.pth"))
+    found = step_checkpoints(out_dir)
     return found[-1] if found else None
 
 
-def save_checkpoint(fabric, path: Path, state: dict[str, Any]) -> None:
-    """Only the LoRA tensors of a LoRA model are written (every weight under full fine-tuning). Written under a
-    temporary name and renamed, so a crash mid-save leaves the previous checkpoint intact and never a truncated
-    one."""
+def checkpoint_problem(path: Path) -> Optional[str]:
+    """Why a step checkpoint cannot be resumed from (empty, truncated or garbled: a copy cut short, a disk that
+    failed), or None when it loads."""
+    path = Path(path)
+    if path.is_dir():
+        return None  # a DeepSpeed checkpoint folder: its engine checks its parts as it loads them
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    try:
+        # Memory-mapped, as resuming loads it (weights only): the tensors are not read, so checking even a full
+        # fine-tune's checkpoint is quick.
+        state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    except Exception as e:  # a damaged file raises RuntimeError, UnpicklingError, EOFError, ValueError, ...
+        return f"it does not load ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]})"
+    if not isinstance(state, dict) or "step" not in state or "model" not in state:
+        return "it is not a training checkpoint (it holds no step and model)"
+    return None
+
+
+def resumable_checkpoint(out_dir: Path) -> Optional[Path]:
+    """The newest step checkpoint in `out_dir` that loads (None when there is none), with a note on each newer one
+    skipped and why. Checkpoints of which none loads are an error: starting afresh would write over them."""
+    found = step_checkpoints(out_dir)
+    for path in reversed(found):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            if path != found[-1]:
+                print(f"note: --resume auto: resuming from {path}, the newest checkpoint that loads", file=sys.stderr)
+            return path
+        print(f"note: --resume auto: skipping {path}: {problem}", file=sys.stderr)
+    if found:
+        raise LitSQLError(f"--resume auto: none of the {len(found)} checkpoints in {found[0].parent} loads; move them "
+                          f"away to start afresh")
+    return None
+
+
+def save_checkpoint(fabric, path: Path, state: dict[str, Any], keep: int) -> None:
+    """Only the LoRA tensors of a LoRA model are written (every weight under full fine-tuning), through
+    `write_atomically`: a crash or a full disk mid-save leaves the checkpoints saved before intact, never a
+    truncated one. Then only the newest `keep` step checkpoints stay."""
     from lit_sql.lora import lora_filter
 
-    tmp = path.with_name(path.name + ".tmp")
     has_lora = any(lora_filter(name) for name, _ in state["model"].named_parameters())
-    fabric.save(tmp, state, filter={"model": lora_filter} if has_lora else None)
-    fabric.barrier()
+
+    def write(tmp: Path) -> None:
+        fabric.save(tmp, state, filter={"model": lora_filter} if has_lora else None)
+        fabric.barrier()  # every rank has written its part (sharded strategies) before rank 0 renames
+
     if fabric.global_rank == 0:
-        os.replace(tmp, path)
+        write_atomically(path, write, "The checkpoints saved before are intact: free some space, then continue "
+                                      "with --resume auto")
+        for old in step_checkpoints(path.parent.parent)[:-keep]:  # path: <out_dir>/checkpoints/step-N.pth
+            remove_quietly(old)
+    else:
+        write(temporary_path(path))
     fabric.barrier()
 
 
@@ -351,94 +416,96 @@ def fit(
         # Rank 0 decides, so every rank stops at the same step.
         return bool(fabric.broadcast(seconds_spent() >= budget, src=0))
 
-    while state["step"] < total_steps:
-        step = state["step"]
-        lr = lr_at(step, args, total_steps, None if budget is None else seconds_spent() / budget)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        samples = [next(stream) for _ in range(accumulation)]
-        tokens_seen += sum(len(s["input_ids"]) for batch in samples for s in batch)  # padding not counted
-        micro_batches = [collate(batch, pad_id) for batch in samples]
-        # Every labelled token counts the same, whichever micro-batch it falls in.
-        n_tokens = sum(int((labels[:, 1:] != IGNORE_INDEX).sum()) for _, labels in micro_batches)
-        # Each rank divides by the mean count per rank; DDP then averages the gradients: sum over all / total.
-        n_tokens = max(1.0, float(fabric.all_reduce(torch.tensor(float(n_tokens), device=fabric.device),
-                                                    reduce_op="sum")) / world)
-        step_loss = 0.0
-        for i, (input_ids, labels) in enumerate(micro_batches):
-            input_ids, labels = fabric.to_device((input_ids, labels))
-            with fabric.no_backward_sync(model, enabled=i < accumulation - 1):
-                loss, _ = loss_sum(model, input_ids, labels)
-                fabric.backward(loss / n_tokens)
-            step_loss += loss.item()
-        step_loss /= n_tokens
-        if not math.isfinite(step_loss):
-            raise diverged(f"the training loss became {step_loss}", step + 1, last_good)
-        if args.max_norm > 0:
-            fabric.clip_gradients(model, optimizer, max_norm=args.max_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        # A finite loss can still give an overflowing update; such weights must never reach a checkpoint. Each
-        # tensor's largest absolute value (NaN or inf if any value is) in one fused call, checked with one
-        # synchronisation instead of one per tensor: a GPU step otherwise waits on hundreds of them.
-        with torch.no_grad():
-            finite = bool(torch.stack(torch._foreach_norm(trainable, ord=math.inf)).isfinite().all())
-        if not finite:
-            raise diverged("the weights overflowed", step + 1, last_good)
-        state["step"] = step = step + 1
-        state["seconds"] = history.seconds = seconds_spent()
-        history.steps.append(step)
-        history.train_loss.append(step_loss)
+    try:
+        while state["step"] < total_steps:
+            step = state["step"]
+            lr = lr_at(step, args, total_steps, None if budget is None else seconds_spent() / budget)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            samples = [next(stream) for _ in range(accumulation)]
+            tokens_seen += sum(len(s["input_ids"]) for batch in samples for s in batch)  # padding not counted
+            micro_batches = [collate(batch, pad_id) for batch in samples]
+            # Every labelled token counts the same, whichever micro-batch it falls in.
+            n_tokens = sum(int((labels[:, 1:] != IGNORE_INDEX).sum()) for _, labels in micro_batches)
+            # Each rank divides by the mean count per rank; DDP then averages the gradients: sum over all / total.
+            n_tokens = max(1.0, float(fabric.all_reduce(torch.tensor(float(n_tokens), device=fabric.device),
+                                                        reduce_op="sum")) / world)
+            step_loss = 0.0
+            for i, (input_ids, labels) in enumerate(micro_batches):
+                input_ids, labels = fabric.to_device((input_ids, labels))
+                with fabric.no_backward_sync(model, enabled=i < accumulation - 1):
+                    loss, _ = loss_sum(model, input_ids, labels)
+                    fabric.backward(loss / n_tokens)
+                step_loss += loss.item()
+            step_loss /= n_tokens
+            if not math.isfinite(step_loss):
+                raise diverged(f"the training loss became {step_loss}", step + 1, last_good)
+            if args.max_norm > 0:
+                fabric.clip_gradients(model, optimizer, max_norm=args.max_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            # A finite loss can still give an overflowing update; such weights must never reach a checkpoint. Each
+            # tensor's largest absolute value (NaN or inf if any value is) in one fused call, checked with one
+            # synchronisation instead of one per tensor: a GPU step otherwise waits on hundreds of them.
+            with torch.no_grad():
+                finite = bool(torch.stack(torch._foreach_norm(trainable, ord=math.inf)).isfinite().all())
+            if not finite:
+                raise diverged("the weights overflowed", step + 1, last_good)
+            state["step"] = step = step + 1
+            state["seconds"] = history.seconds = seconds_spent()
+            history.steps.append(step)
+            history.train_loss.append(step_loss)
 
-        if step % args.log_interval == 0 or step == total_steps:
-            elapsed = time.perf_counter() - window_start
-            rate = tokens_seen * world / max(elapsed, 1e-9)
-            fabric.log_dict({"train_loss": step_loss, "lr": lr, "tokens_per_s": rate}, step=step)
+            if step % args.log_interval == 0 or step == total_steps:
+                elapsed = time.perf_counter() - window_start
+                rate = tokens_seen * world / max(elapsed, 1e-9)
+                fabric.log_dict({"train_loss": step_loss, "lr": lr, "tokens_per_s": rate}, step=step)
+                if progress is not None:
+                    postfix.update(loss=f"{step_loss:.3f}", tok_s=f"{rate:.0f}", lr=f"{lr:.1e}")
+                    progress.set_postfix(postfix)
+                tokens_seen, window_start = 0, time.perf_counter()
             if progress is not None:
-                postfix.update(loss=f"{step_loss:.3f}", tok_s=f"{rate:.0f}", lr=f"{lr:.1e}")
-                progress.set_postfix(postfix)
-            tokens_seen, window_start = 0, time.perf_counter()
+                left = time_left(step - first_step, total_steps - step, time.perf_counter() - wall_start,
+                                 None if budget is None else budget - state["seconds"], clock() - clock_start)
+                if left is not None:
+                    postfix["left"] = format_duration(left)
+                    progress.set_postfix(postfix, refresh=False)
+                progress.update(1)
+
+            last = step == total_steps or out_of_time()
+            metrics: dict[str, float] = {}
+            if val_data and (step % args.eval_interval == 0 or last):
+                metrics["val_loss"] = validate(fabric, model, val_data, args, pad_id)
+                history.val_steps.append(step)
+                history.val_loss.append(metrics["val_loss"])
+                postfix["val"] = f"{metrics['val_loss']:.3f}"
+            if exec_check is not None and args.exec_eval_interval and (step % args.exec_eval_interval == 0 or last):
+                metrics.update(exec_check(fabric, model))
+                history.exec_steps.append(step)
+                history.exec_acc.append(metrics["val_exec_acc"])
+                history.executes.append(metrics["val_executes"])
+                postfix["exec"] = f"{100 * metrics['val_exec_acc']:.0f}%"
+            if metrics:
+                fabric.log_dict(metrics, step=step)
+                fabric.print(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+                if progress is not None:
+                    progress.set_postfix(postfix)
+                window_start = time.perf_counter()  # evaluation time is not training throughput
+
+            if step % args.save_interval == 0 and not last:
+                state["history"] = asdict(history)
+                path = Path(out_dir, CHECKPOINT_DIR, f"step-{step:06d}.pth")
+                path.parent.mkdir(parents=True, exist_ok=True)
+                extra = {"cpu_rng": torch.get_rng_state(), **({"run": run_record} if run_record else {})}
+                if torch.cuda.is_available():
+                    extra["cuda_rng"] = torch.cuda.get_rng_state_all()
+                save_checkpoint(fabric, path, {**state, **extra}, keep=args.keep_checkpoints)
+                last_good = path
+            if last:
+                break
+    finally:
         if progress is not None:
-            left = time_left(step - first_step, total_steps - step, time.perf_counter() - wall_start,
-                             None if budget is None else budget - state["seconds"], clock() - clock_start)
-            if left is not None:
-                postfix["left"] = format_duration(left)
-                progress.set_postfix(postfix, refresh=False)
-            progress.update(1)
-
-        last = step == total_steps or out_of_time()
-        metrics: dict[str, float] = {}
-        if val_data and (step % args.eval_interval == 0 or last):
-            metrics["val_loss"] = validate(fabric, model, val_data, args, pad_id)
-            history.val_steps.append(step)
-            history.val_loss.append(metrics["val_loss"])
-            postfix["val"] = f"{metrics['val_loss']:.3f}"
-        if exec_check is not None and args.exec_eval_interval and (step % args.exec_eval_interval == 0 or last):
-            metrics.update(exec_check(fabric, model))
-            history.exec_steps.append(step)
-            history.exec_acc.append(metrics["val_exec_acc"])
-            history.executes.append(metrics["val_executes"])
-            postfix["exec"] = f"{100 * metrics['val_exec_acc']:.0f}%"
-        if metrics:
-            fabric.log_dict(metrics, step=step)
-            fabric.print(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-            if progress is not None:
-                progress.set_postfix(postfix)
-            window_start = time.perf_counter()  # evaluation time is not training throughput
-
-        if step % args.save_interval == 0 and not last:
-            state["history"] = asdict(history)
-            path = Path(out_dir, CHECKPOINT_DIR, f"step-{step:06d}.pth")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            extra = {"cpu_rng": torch.get_rng_state(), **({"run": run_record} if run_record else {})}
-            if torch.cuda.is_available():
-                extra["cuda_rng"] = torch.cuda.get_rng_state_all()
-            save_checkpoint(fabric, path, {**state, **extra})
-            last_good = path
-        if last:
-            break
-    if progress is not None:
-        progress.close()
+            progress.close()  # also when the run stops on an error: its message then starts a line of its own
     return history
 
 
@@ -578,6 +645,5 @@ def plot_history(history: History, path: Path) -> Optional[Path]:
 
 
 def save_json(path: Path, data: dict) -> None:
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
+    write_atomically(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2)),
+                     "Free some space and run it again")

@@ -123,6 +123,22 @@ def test_json_formats(checkpoint, tmp_path, name, keys, n, reasons):
         assert train[0]["question"] == "Which city has the largest population?"
 
 
+def test_gold_that_is_no_query_is_rejected_without_a_database(checkpoint, tmp_path):
+    """Without a database the gold SQL is only parsed, and sqlglot reads "SELEC nope" as a column with an alias:
+    such gold is rejected with its reason, a real query or statement is kept."""
+    data = tmp_path / "gold.jsonl"
+    rows = [("How many planets?", "SELECT count(*) FROM planet"), ("Typo?", "SELEC nope"),
+            ("Prose?", "hello world"), ("Remove the small ones.", "DELETE FROM planet WHERE name = 'x'")]
+    data.write_text("".join(json.dumps({"question": q, "context": "CREATE TABLE planet (name TEXT)", "sql": sql})
+                            + "\n" for q, sql in rows))
+    train, test, meta, rejects = run(checkpoint, tmp_path, dataset="json", data_path=data, test_split_fraction=0.0)
+    assert sorted(r["sql"] for r in train) == ["DELETE FROM planet WHERE name = 'x'", "SELECT count(*) FROM planet"]
+    assert {r["sql"]: r["reason"] for r in rejects} == {
+        "SELEC nope": "SQL does not parse: no query or statement, only a bare expression (Alias)",
+        "hello world": "SQL does not parse: no query or statement, only a bare expression (Alias)"}
+    assert meta["rejects_by_reason"] == {"SQL does not parse": 2}
+
+
 def test_generated_and_mix(checkpoint, tmp_path, capsys):
     train, test, meta, rejects = run(checkpoint, tmp_path, mix=f"generated:0.5,spider@{FIXTURES / 'spider'}:2",
                                      num_databases=3, num_questions=60, test_split_fraction=0.2)
@@ -244,6 +260,27 @@ def test_cli_prints_error_without_traceback(checkpoint, tmp_path):
                              str(checkpoint), "--out_dir", str(tmp_path)], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.startswith("error: spider needs its data") and "Traceback" not in result.stderr
+
+
+def test_a_source_without_usable_examples_is_an_error_naming_its_file(checkpoint, tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    result = subprocess.run([sys.executable, "scripts/prepare_sql.py", "--dataset", "json", "--data_path", str(empty),
+                             "--checkpoint_dir", str(checkpoint), "--out_dir", str(tmp_path / "out"),
+                             "--max_seq_length", "2048"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [f"error: {empty} holds no examples (0 rows read): pass a file with "
+                                          f"questions and their SQL"]
+    assert not (tmp_path / "out" / "train.pt").exists()
+    rejected = tmp_path / "rejected.jsonl"
+    rejected.write_text(json.dumps({"question": "Typo?", "context": "CREATE TABLE t (a INT)", "sql": "SELEC a"}) + "\n")
+    with pytest.raises(LitSQLError, match=f"^{rejected} holds no usable examples: all 1 rows were rejected "
+                                          f"\\(1 SQL does not parse\\); the first, row 0: SQL does not parse"):
+        prepare(dataset="json", data_path=rejected, checkpoint_dir=checkpoint, out_dir=tmp_path / "out")
+    # Examples that are all too long for --max_seq_length leave nothing to train on either.
+    with pytest.raises(LitSQLError, match="none of the 2 training examples could be prepared \\(2 too long\\)"):
+        prepare(dataset="json", data_path=FIXTURES / "alpaca.json", checkpoint_dir=checkpoint,
+                out_dir=tmp_path / "out", max_seq_length=16, test_split_fraction=0.0)
 
 
 @pytest.mark.skipif(not SPIDER_TRAIN.is_dir(), reason="the real Spider train split is not on this machine")

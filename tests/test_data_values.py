@@ -102,3 +102,12 @@ def test_the_recipe_adds_hints_only_when_it_shows_them(on):
     assert ("['Lyon']" in recipe.render_schema(hinted)) is on
     assert recipe.with_value_hints(schema, "teachers in Lyon", None) is schema  # no database, no hints
     assert PromptRecipe.from_dict(recipe.to_dict()) == recipe
+
+
+def test_hints_from_tables_and_columns_named_like_keywords(tmp_path, capsys):
+    # SELECT DISTINCT order FROM transaction is a syntax error: the index quotes every name it queries.
+    db = make_db(tmp_path / "shop.sqlite", """CREATE TABLE "transaction" ("order" TEXT, amount INTEGER);
+                                              INSERT INTO "transaction" VALUES ('pending', 1), ('shipped', 2);""")
+    schema = add_value_hints(read_schema(db), db, "Which transactions are pending?")
+    assert schema.render("compact") == """"transaction"("order" TEXT ['pending'], amount INTEGER)"""
+    assert "note:" not in capsys.readouterr().err  # every column was read

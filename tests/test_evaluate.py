@@ -334,8 +334,9 @@ def prepared_school_data(data_dir: Path, checkpoint: Path, questions) -> Path:
     return data_dir
 
 
-def run_eval_script(checkpoint: Path, tmp_path: Path, script: dict, *flags: str) -> tuple[dict, list[dict], list]:
-    """python eval/sql.py with `script` deciding the model's tokens; the summary, the records, the decoder calls."""
+def run_eval_script(checkpoint: Path, tmp_path: Path, script: dict, *flags: str) -> tuple[dict, list[dict], list, str]:
+    """python eval/sql.py with `script` deciding the model's tokens; the summary, the records, the decoder calls and
+    what it printed."""
     data = prepared_school_data(tmp_path / "data", checkpoint, [(q, s["gold"]) for q, s in script.items()])
     (tmp_path / "script.json").write_text(json.dumps(script))
     log, out = tmp_path / "decoder.jsonl", tmp_path / "eval"
@@ -356,7 +357,7 @@ def run_eval_script(checkpoint: Path, tmp_path: Path, script: dict, *flags: str)
     assert summary == {"base": json.loads((out / "base_summary.json").read_text())}
     records = [json.loads(line) for line in (out / "base.jsonl").read_text().splitlines()]
     calls = [json.loads(line) for line in log.read_text().splitlines()]
-    return summary["base"], records, calls
+    return summary["base"], records, calls, result.stdout
 
 
 def test_eval_script_with_three_samples_reports_the_voted_answers(checkpoint, tmp_path):
@@ -368,7 +369,7 @@ def test_eval_script_with_three_samples_reports_the_voted_answers(checkpoint, tm
         AGE[0]: {"gold": AGE[1], "samples": ["SELECT max(age) FROM teacher", "SELECT min(age) FROM teacher",
                                              "SELECT avg(age) FROM teacher"]},
     }
-    summary, records, calls = run_eval_script(checkpoint, tmp_path, script, "--num_samples", "3",
+    summary, records, calls, _ = run_eval_script(checkpoint, tmp_path, script, "--num_samples", "3",
                                               "--temperature", "0.9", "--greedy_first", "false")
     assert (summary["num_samples"], summary["fix_errors"], summary["n"]) == (3, False, 3)
     assert [r["candidates"] for r in records] == [s["samples"] for s in script.values()]
@@ -392,7 +393,7 @@ def test_eval_script_with_fix_errors_scores_the_repaired_queries(checkpoint, tmp
         AGE[0]: {"gold": AGE[1], "samples": ["SELECT avg(agee) FROM teacher"],
                  "repair": "SELECT max(age) FROM teacher"},
     }
-    summary, records, calls = run_eval_script(checkpoint, tmp_path, script, "--fix_errors", "true")
+    summary, records, calls, _ = run_eval_script(checkpoint, tmp_path, script, "--fix_errors", "true")
     assert (summary["num_samples"], summary["fix_errors"]) == (1, True)
     assert [(r["prediction"], r.get("fixed_from"), r["match"], r["executes"]) for r in records] == [
         (LYON[1], script[LYON[0]]["samples"][0], True, True),
@@ -410,3 +411,16 @@ def test_eval_script_with_fix_errors_scores_the_repaired_queries(checkpoint, tmp
         failed = script[question]["samples"][0]
         expected = f"{prompts[question]}{failed}<|im_end|>\n<|im_start|>user\n{REPAIR_MARK}{sqlite_result(failed)}\n"
         assert sum(p.startswith(expected) for p in repair["prompts"]) == 1
+
+
+def test_an_evaluated_subset_says_so_in_the_table_and_the_report(checkpoint, tmp_path):
+    """--limit (200 by default) evaluates a seeded sample: the printed table and report.md say how many of the
+    split's questions were asked."""
+    script = {q: {"gold": sql, "samples": [sql]} for q, sql in (LYON, NAMES, AGE)}
+    summary, records, _, printed = run_eval_script(checkpoint, tmp_path / "two", script, "--limit", "2")
+    assert len(records) == summary["n"] == 2 and summary["questions_in_split"] == 3
+    scope = "2 of 3 test questions (seeded sample; --limit)"
+    assert printed.splitlines()[0] == scope
+    assert f"{scope}." in (tmp_path / "two" / "eval" / "report.md").read_text()
+    summary, _, _, printed = run_eval_script(checkpoint, tmp_path / "all", script)
+    assert printed.splitlines()[0] == "all 3 test questions" and summary["n"] == 3

@@ -144,6 +144,61 @@ def test_resume_after_sigkill_reaches_the_same_result(tiny_run):
     assert loss_a == pytest.approx(loss_b, rel=1e-5)
 
 
+# Steps 1 to 6, a checkpoint after each but the last, no execution check (what these tests look at is the files).
+SIX_STEPS = ["--train.max_steps", "6", "--train.save_interval", "1", "--train.eval_interval", "100",
+             "--train.exec_eval_interval", "0"]
+
+
+def test_resume_auto_skips_damaged_checkpoints_and_only_the_newest_are_kept(tiny_run):
+    root, checkpoint, data = tiny_run
+    out, steps = root / "damaged", root / "damaged" / "checkpoints"
+    assert finetune(*common(checkpoint, data, out), *SIX_STEPS, "--train.keep_checkpoints", "3").returncode == 0
+    assert sorted(p.name for p in steps.iterdir()) == ["step-000003.pth", "step-000004.pth", "step-000005.pth"]
+    finished = torch.load(out / "adapter.pth")
+    (out / "adapter.pth").unlink()  # as if the run had stopped after step 5, whose checkpoint was then cut short
+    (steps / "step-000005.pth").write_bytes((steps / "step-000005.pth").read_bytes()[:1000])
+    (steps / "step-000004.pth").write_bytes(b"")
+    resumed = finetune(*common(checkpoint, data, out), *SIX_STEPS, "--resume", "auto")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"note: --resume auto: skipping {steps / 'step-000005.pth'}: it does not load (" in resumed.stderr
+    assert f"note: --resume auto: skipping {steps / 'step-000004.pth'}: the file is empty\n" in resumed.stderr
+    assert f"note: --resume auto: resuming from {steps / 'step-000003.pth'}, the newest" in resumed.stderr
+    again = torch.load(out / "adapter.pth")
+    assert all(torch.allclose(finished[k], again[k], atol=1e-6) for k in finished)  # as if never interrupted
+
+
+# Runs finetune/lora.py with the third checkpoint's write failing half-way for want of space.
+DISK_FULL_AT_THE_THIRD_SAVE = """
+import errno, runpy, sys
+import lightning.fabric
+save, calls = lightning.fabric.Fabric.save, []
+def save_until_the_disk_is_full(self, path, state, filter=None):
+    calls.append(path)
+    if len(calls) < 3:
+        return save(self, path, state, filter=filter)
+    open(path, "wb").write(b"PK half a checkpoint")
+    raise OSError(errno.ENOSPC, "No space left on device")
+lightning.fabric.Fabric.save = save_until_the_disk_is_full
+sys.argv = ["finetune/lora.py", *sys.argv[1:]]
+runpy.run_path("finetune/lora.py", run_name="__main__")
+"""
+
+
+def test_a_full_disk_while_saving_is_one_error_line_and_the_checkpoints_before_stay(tiny_run):
+    from lit_sql.training import checkpoint_problem
+
+    root, checkpoint, data = tiny_run
+    out, steps = root / "disk-full", root / "disk-full" / "checkpoints"
+    result = subprocess.run([sys.executable, "-c", DISK_FULL_AT_THE_THIRD_SAVE, *common(checkpoint, data, out),
+                             *SIX_STEPS], capture_output=True, text=True, cwd=REPO_ROOT, timeout=900)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert [line for line in result.stderr.splitlines() if "error" in line] == [
+        f"error: could not write step-000003.pth in {steps}: the disk is full. The checkpoints saved before are "
+        f"intact: free some space, then continue with --resume auto"]
+    assert sorted(p.name for p in steps.iterdir()) == ["step-000001.pth", "step-000002.pth"]  # no .tmp left
+    assert checkpoint_problem(steps / "step-000002.pth") is None and not (out / "adapter.pth").exists()
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_run):
     root, checkpoint, data = tiny_run
     out = root / "nan"
@@ -170,7 +225,7 @@ def test_bad_input_fails_before_training(tiny_run, tmp_path):
     cases = {
         "--lora_targets=attention": "not understood",
         "--quantize=bnb.nf3": "bnb.nf3",
-        "--train.optimizer=sgd": "--optimizer 'sgd'",
+        "--train.optimizer=sgd": "--train.optimizer 'sgd'",
         f"--data_dir={tmp_path / 'nothing'}": "prepare the data first",
         f"--checkpoint_dir={other_checkpoint}": "was prepared with tokenizer",
     }

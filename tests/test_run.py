@@ -209,3 +209,59 @@ def test_unreadable_records_are_clear_errors(tmp_path):
         load_run(tmp_path)
     with pytest.raises(LitSQLError, match="not found: --lora_path must be the output folder"):
         load_run(tmp_path / "nowhere")
+
+
+def damaged_record(tmp_path, checkpoint, edit) -> Path:
+    """A run folder whose hyperparameters.yaml went through `edit(text) -> text`."""
+    from tests.conftest import make_fake_run
+
+    run = make_fake_run(tmp_path / "run", checkpoint, PromptRecipe())
+    record = run / "hyperparameters.yaml"
+    record.write_text(edit(record.read_text()))
+    return run
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t[:len(t) // 2], " is cut short (it ends before its last setting, checkpoint_dir)"),
+    (lambda t: t.replace("version: 2", "version: two"), " is damaged: its version is 'two', not int"),
+    (lambda t: t.replace("base:\n", "base: oops\nold_base:\n"), " is damaged: its base is 'oops', not dict"),
+    (lambda t: t.replace("  model_name: tiny", "  model_name: [1]"),
+     " is damaged: its base.model_name is [1], not str"),
+    (lambda t: t.replace("prompt:\n", "prompt: [1]\nold_prompt:\n"), " is damaged: its prompt is [1], not dict"),
+    (lambda t: t + "quantize: bnb.nf9\n", " is damaged: its quantize is 'bnb.nf9', not one of bnb.nf4"),
+    (lambda t: t.replace("  sample_rows: 0", "  sample_rows: many"), ": its prompt recipe does not load: invalid"),
+    (lambda t: t.replace("  prompt_style: null", "  prompt_style: nonsense"),
+     ": its prompt recipe does not load: unknown prompt style 'nonsense'"),
+])
+def test_a_damaged_record_is_an_error_naming_it(tiny_checkpoint_dir, tmp_path, edit, message):
+    run = damaged_record(tmp_path, tiny_checkpoint_dir, edit)
+    with pytest.raises(LitSQLError) as error:
+        load_run(run)
+    assert str(error.value).startswith(f"{run / 'hyperparameters.yaml'}{message}"), error.value
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "garbled"])
+def test_a_damaged_adapter_is_an_error_naming_it(tiny_checkpoint_dir, tmp_path, damage):
+    from lit_sql.lora import read_adapter
+
+    run = damaged_record(tmp_path, tiny_checkpoint_dir, lambda t: t)
+    adapter = run / "adapter.pth"
+    data = adapter.read_bytes()
+    adapter.write_bytes({"truncated": data[:len(data) // 2], "empty": b"", "garbled": bytes(range(256)) * 8}[damage])
+    with pytest.raises(LitSQLError, match=f"^{adapter} could not be read .*The file is corrupt or incomplete: delete "
+                                          f"it and finish the run again from its last step checkpoint"):
+        read_adapter(run)
+
+
+@pytest.mark.parametrize("damage", ["adapter", "record"])
+def test_generate_with_a_damaged_run_prints_one_error_line(tiny_checkpoint_dir, tmp_path, damage):
+    run = damaged_record(tmp_path, tiny_checkpoint_dir, lambda t: t[:len(t) // 2] if damage == "record" else t)
+    if damage == "adapter":
+        (run / "adapter.pth").write_bytes((run / "adapter.pth").read_bytes()[:700])
+    result = subprocess.run(["timeout", "600", sys.executable, "generate/lora.py", "--lora_path", str(run), "--prompt",
+                             "How many?", "--schema", "CREATE TABLE t (a INT)"], capture_output=True, text=True,
+                            cwd=REPO_ROOT)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    named = run / ("adapter.pth" if damage == "adapter" else "hyperparameters.yaml")
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {named} "), result.stderr

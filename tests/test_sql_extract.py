@@ -24,6 +24,9 @@ CASES = [
     (f"{FENCE}python\nprint('SELECT 9')\n{FENCE}\n{FENCE}SQL\nSELECT 3\n{FENCE}", "SELECT 3"),
     (f"{FENCE}sqlite\nSELECT 4 -- comment\n{FENCE}", "SELECT 4 -- comment"),
     (f"{FENCE}sql\nSELECT a FROM t WHERE b = 1", "SELECT a FROM t WHERE b = 1"),  # cut off, never closed
+    # a fence ends the query even when the fences do not pair up as the model meant
+    (f"{FENCE}\n...\n{FENCE}sql\nSELECT count(*) FROM t\n{FENCE}", "SELECT count(*) FROM t"),
+    (f"{FENCE}\nnotes\n{FENCE}sql\nSELECT a\nFROM t\n{FENCE}\nDone; that is all.", "SELECT a\nFROM t"),
     # reasoning before the final query
     ("First I list the tables. The answer needs a filter.\nSELECT name FROM singer WHERE age > 30;",
      "SELECT name FROM singer WHERE age > 30"),

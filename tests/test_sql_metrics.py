@@ -14,6 +14,10 @@ def test_parses():
     assert parses("SELECT a FROM t WHERE b = 1") and parses("SELECT a FROM t;")
     assert not parses("SELEC a FROM") and not parses("SELECT a FROM t WHERE") and not parses("")
     assert not parses("SELECT 1; SELECT 2")  # two statements are not one query
+    # sqlglot reads these as bare expressions (a column with an alias): not SQL
+    assert not parses("hello world") and not parses("SELEC nope") and not parses("nope") and not parses("1 + 1")
+    assert parses("WITH a AS (SELECT 1) SELECT * FROM a") and parses("SELECT 1 UNION SELECT 2")
+    assert parses("(SELECT 1)") and parses("VALUES (1)") and parses("DELETE FROM t WHERE a < 2")
     # statements as the one splitter counts them: a semicolon in a literal ends nothing, a comment is no statement
     assert parses("SELECT 'a;b' FROM t; -- done") and parses("SELECT a FROM t;;")
 

@@ -28,8 +28,8 @@ def test_the_schedule_follows_the_time_budget():
     assert lr_at(3, args, 10, time_used=0.5) == pytest.approx(1e-4 + 9e-4 * 0.5)
 
 
-@pytest.mark.parametrize("bad, message", [(dict(clock="gpu"), "--clock 'gpu' is not one of wall, cpu"),
-                                          (dict(max_minutes=0), "--max_minutes must be > 0, got 0")])
+@pytest.mark.parametrize("bad, message", [(dict(clock="gpu"), "--train.clock 'gpu' is not one of wall, cpu"),
+                                          (dict(max_minutes=0), "--train.max_minutes must be > 0, got 0")])
 def test_bad_budget_flags_are_refused(bad, message):
     with pytest.raises(LitSQLError, match=f"^{re.escape(message)}$"):
         TrainArgs(**bad)
@@ -95,3 +95,64 @@ def test_low_precision_cross_entropy_matches_the_float32_reference(dtype):
     # Same float32 arithmetic, one rounding: at most one unit in the last place apart.
     ulp = torch.finfo(dtype).eps * reference_grad.float().abs().clamp(min=torch.finfo(dtype).tiny)
     assert ((grad.float() - reference_grad.float()).abs() <= ulp).all()
+
+
+def test_a_full_disk_mid_write_is_one_error_naming_the_folder_and_leaves_the_old_file(tmp_path):
+    import errno
+
+    from lit_sql.checkpoint import write_atomically
+
+    path = tmp_path / "step-000002.pth"
+    path.write_bytes(b"the checkpoint saved before")
+
+    def half_then_disk_full(tmp):
+        tmp.write_bytes(b"PK\x03\x04 half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(LitSQLError, match=f"^could not write step-000002.pth in {re.escape(str(tmp_path))}: the disk "
+                                          f"is full. Resume later$"):
+        write_atomically(path, half_then_disk_full, "Resume later")
+    assert path.read_bytes() == b"the checkpoint saved before" and sorted(tmp_path.iterdir()) == [path]
+    write_atomically(path, lambda tmp: tmp.write_bytes(b"new"), "")
+    assert path.read_bytes() == b"new" and sorted(tmp_path.iterdir()) == [path]
+
+
+def test_resume_auto_takes_the_newest_checkpoint_that_loads(tmp_path, capsys):
+    from lit_sql.training import checkpoint_problem, resumable_checkpoint
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    for step in (2, 4, 6, 8, 10):
+        torch.save({"step": step, "model": {"w": torch.ones(64)}}, folder / f"step-{step:06d}.pth")
+    good = (folder / "step-000004.pth").read_bytes()
+    (folder / "step-000006.pth").write_bytes(b"")  # empty
+    (folder / "step-000008.pth").write_bytes(good[:len(good) // 2])  # truncated
+    (folder / "step-000010.pth").write_bytes(bytes(range(256)) * 4)  # garbled
+    assert resumable_checkpoint(tmp_path) == folder / "step-000004.pth"
+    notes = capsys.readouterr().err.splitlines()
+    assert len(notes) == 4
+    assert notes[0].startswith(f"note: --resume auto: skipping {folder}/step-000010.pth: it does not load (")
+    assert notes[1].startswith(f"note: --resume auto: skipping {folder}/step-000008.pth: it does not load (")
+    assert notes[2] == f"note: --resume auto: skipping {folder}/step-000006.pth: the file is empty"
+    assert notes[3] == f"note: --resume auto: resuming from {folder}/step-000004.pth, the newest checkpoint that loads"
+    assert checkpoint_problem(folder / "step-000002.pth") is None
+    torch.save({"weights": 1}, folder / "step-000012.pth")
+    assert checkpoint_problem(folder / "step-000012.pth") == "it is not a training checkpoint (it holds no step and model)"
+    for step in (2, 4):
+        (folder / f"step-{step:06d}.pth").write_bytes(b"x")
+    with pytest.raises(LitSQLError, match="^--resume auto: none of the 6 checkpoints in .* loads; move them away"):
+        resumable_checkpoint(tmp_path)
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/dev/full"), reason="needs Linux's /dev/full")
+def test_torch_save_onto_a_full_disk_is_the_same_one_error(tmp_path, monkeypatch):
+    """What a full disk does to torch.save itself (writes to /dev/full fail with ENOSPC), for the final adapter."""
+    import lit_sql.checkpoint
+    from lit_sql.checkpoint import atomic_torch_save
+
+    path = tmp_path / "adapter.pth"
+    monkeypatch.setattr(lit_sql.checkpoint, "open", lambda *_: open("/dev/full", "wb"), raising=False)
+    with pytest.raises(LitSQLError, match=f"^could not write adapter.pth in {re.escape(str(tmp_path))}: the disk is "
+                                          f"full. Nothing was overwritten"):
+        atomic_torch_save({"w": torch.ones(4096)}, path)
+    assert not list(tmp_path.iterdir())

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import ast
+import re
 import sys
 from typing import Any, Callable
 
@@ -10,18 +12,58 @@ from lit_sql.errors import LitSQLError
 
 
 def run_cli(fn: Callable[..., Any], args: list[str] | None = None) -> Any:
-    """Parse flags for `fn` with jsonargparse and run it; user errors end with one line, not a traceback."""
-    from jsonargparse import CLI
+    """Parse flags for `fn` with jsonargparse and run it; user errors, a flag's value that does not parse among
+    them, end with one line, not a traceback or a page of usage."""
+    from jsonargparse import CLI, ArgumentError
 
     args = _bare_bool_flags(fn, sys.argv[1:] if args is None else list(args))
     try:
-        return CLI(fn, args=args, as_positional=False)
-    except LitSQLError as e:
-        print(f"error: {e}", file=sys.stderr)
+        return CLI(fn, args=args, as_positional=False, exit_on_error=False)
+    except (LitSQLError, ArgumentError) as e:
+        message = str(e) if isinstance(e, LitSQLError) else _flag_error(str(e))
+        print(f"error: {message}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+
+
+_TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "text", "Path": "a path",
+               "list": "a list, e.g. [a, b]"}
+
+
+def _flag_error(message: str) -> str:
+    """jsonargparse's explanation of a rejected flag in one line: the flag, the value given and what it may be.
+    Its own runs over many lines (every type a Union allows, the value's type); text it words otherwise (an
+    unknown flag) keeps its first line."""
+    first, *rest = message.strip().splitlines() or [""]
+    key = re.fullmatch(r'Parser key "([^"]+)":\s*(.*)', first.strip())
+    if key is None:
+        return first
+    if key.group(2):  # said on the one line, e.g. 'Parser key "config": File does not exist: ...'
+        return f"--{key.group(1)}: {key.group(2)}"
+    details = "\n".join(rest)
+    given = re.search(r"(?:Given|Got) value: (.*)", details)
+    value = repr(given.group(1).strip()) if given else "the value given"
+    # What it may be: the types each "Expected a ..." line names (None, which a flag's default allows, left out).
+    choices = [c for literal in re.findall(r"Expected a typing\.Literal\[(.*?)\]", details)
+               for c in _literal_values(literal)]
+    if choices:
+        return f"--{key.group(1)}: {value} is not one of {', '.join(map(str, dict.fromkeys(choices)))}"
+    types = [_TYPE_NAMES.get(t, t) for t in re.findall(r"Expected a <class '(?:[\w.]+\.)?(\w+)'>", details)
+             if t != "NoneType"]
+    if types:
+        return f"--{key.group(1)}: {value} is not {' or '.join(dict.fromkeys(types))}"
+    return f"--{key.group(1)}: " + next((line.strip() for line in rest if line.strip()), "not accepted")
+
+
+def _literal_values(text: str) -> list:
+    """The values of a `Literal[...]` as jsonargparse writes it ("'csv', 'tensorboard'"); the text itself if they
+    are not plain literals."""
+    try:
+        return list(ast.literal_eval(f"[{text}]"))
+    except (ValueError, SyntaxError):
+        return [text]
 
 
 def _bare_bool_flags(fn: Callable[..., Any], args: list[str]) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -20,18 +20,39 @@ from lit_sql.run import Run, base_run, load_run
 from lit_sql.sql.compare import MODES, ComparisonMode
 
 
-def load_split(data_dir: Path, split: str, limit: Optional[int], seed: int) -> list[dict]:
+@dataclass
+class Questions:
+    """The questions evaluated, and how many the split holds: a subset is always reported as one."""
+
+    examples: list[dict]
+    split: str
+    in_split: int
+
+    def describe(self) -> str:
+        """E.g. "200 of 687 test questions (seeded sample; --limit)", or "all 687 test questions"."""
+        if len(self.examples) < self.in_split:
+            return f"{len(self.examples)} of {self.in_split} {self.split} questions (seeded sample; --limit)"
+        return f"all {self.in_split} {self.split} questions"
+
+
+def load_questions(data_dir: Path, split: str, limit: Optional[int], seed: int) -> Questions:
     path = Path(data_dir) / f"{split}.pt"
     if not path.is_file():
         raise LitSQLError(f"{path} not found: prepare the data with `python scripts/prepare_sql.py ...` "
                           f"(or pass --data_dir / --split)")
     examples = torch.load(path, weights_only=False)
+    in_split = len(examples)
     if limit is not None and limit < len(examples):
         # A fixed random subset, the same for every model evaluated with the same seed.
         g = torch.Generator().manual_seed(seed)
         keep = sorted(torch.randperm(len(examples), generator=g)[:limit].tolist())
         examples = [examples[i] for i in keep]
-    return examples
+    return Questions(examples, split, in_split)
+
+
+def load_split(data_dir: Path, split: str, limit: Optional[int], seed: int) -> list[dict]:
+    """The examples alone (see `load_questions`)."""
+    return load_questions(data_dir, split, limit, seed).examples
 
 
 def run_model(name: str, run: Run, examples: list[dict], cfg: EvalConfig, precision: str = "32-true",
@@ -129,7 +150,8 @@ def sql(
             says how to write the prompts: the data's prompts are written again if they were written otherwise.
         data_dir: prepared data (scripts/prepare_sql.py).
         split: test or train.
-        limit: evaluate a fixed random subset of this many questions (None: all).
+        limit: evaluate a fixed random subset of this many questions (default 200; null: all). The table and the
+            report say how many of the split's questions were evaluated.
         compare: evaluate the base model too and report both with the questions that changed.
         out_dir: where the reports go (default out/eval/<model>).
         mode: testsuite (bag of rows; order only with ORDER BY; columns may be permuted) or bird (set, strict).
@@ -173,7 +195,8 @@ def sql(
     base = Run(tuned.checkpoint_dir, tuned.recipe) if tuned is not None else base_run(
         checkpoint_dir, default=data_recipe(data_dir))
     answer_tokens = base.recipe.answer_tokens(max_new_tokens)  # what a prompt leaves room for (see run_model)
-    examples = prompts_for(base, load_split(data_dir, split, limit, seed), data_recipe(data_dir), answer_tokens)
+    questions = load_questions(data_dir, split, limit, seed)
+    examples = prompts_for(base, questions.examples, data_recipe(data_dir), answer_tokens)
     if retriever is not None:
         examples = augment_examples(retriever, examples, base, answer_tokens)
     runs = {}
@@ -189,16 +212,21 @@ def sql(
         for _, s in runs.values():
             s["retrieval"] = {"spec": retrieval, "threshold": retrieval_threshold,
                               "exclude_same_db": retrieval_exclude_same_db}
-    report = write_reports(out_dir, runs, title=title)
+    for _, s in runs.values():
+        s["questions_in_split"] = questions.in_split
+    report = write_reports(out_dir, runs, title=title, scope=questions.describe())
     summary = {name: s for name, (_, s) in runs.items()}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    print_table(summary)
+    print_table(summary, scope=questions.describe())
     print(f"Report: {report}")
     return summary
 
 
-def print_table(summary: dict[str, dict]) -> None:
+def print_table(summary: dict[str, dict], scope: Optional[str] = None) -> None:
+    """The main figures of each run side by side, under `scope` (which questions: `Questions.describe`)."""
     names = list(summary)
+    if scope:
+        print(scope)
     rows = [("execution accuracy", "execution_accuracy"), *((f"  {m} mode", f"execution_accuracy_{m}") for m in MODES),
             ("exact match", "exact_match"), ("executes", "executes"), ("parses", "parses")]
     print(f"{'':22s}" + "".join(f"{n:>12s}" for n in names))

@@ -27,8 +27,8 @@ from lit_sql.lora import ADAPTER_FILE, HYPERPARAMETERS_FILE, LoRAConfig, lora_st
 from lit_sql.quantize import check_quantize_mode
 from lit_sql.run import lora_settings, read_record, run_record, save_recipe, save_record
 from lit_sql.tokenizer import Tokenizer
-from lit_sql.training import (ExecutionCheck, TrainArgs, default_precision, fit, latest_checkpoint, make_optimizer,
-                              plot_history, save_json)
+from lit_sql.training import (ExecutionCheck, TrainArgs, checkpoint_problem, default_precision, fit, make_optimizer,
+                              plot_history, resumable_checkpoint, save_json)
 
 PRECISION_HELP = """32-true: everything in float32 (slowest, most exact).
 bf16-true: weights, activations, LoRA and optimizer state in bfloat16 (fastest on CPUs with AMX and on GPUs).
@@ -77,7 +77,7 @@ def setup(
     quantize: Optional[Literal["bnb.nf4", "bnb.nf4-dq", "bnb.fp4", "bnb.fp4-dq", "bnb.int8-training"]] = None,
     devices: int = 1,
     num_nodes: int = 1,
-    accelerator: str = "auto",
+    accelerator: Literal["auto", "cpu", "cuda", "gpu", "mps"] = "auto",
     strategy: Literal["auto", "ddp", "fsdp", "deepspeed"] = "auto",
     lora_r: int = 16,
     lora_alpha: int = 32,
@@ -122,7 +122,7 @@ def setup_full(
     precision: Optional[str] = None,
     devices: int = 1,
     num_nodes: int = 1,
-    accelerator: str = "auto",
+    accelerator: Literal["auto", "cpu", "cuda", "gpu", "mps"] = "auto",
     strategy: Literal["auto", "ddp", "fsdp", "deepspeed"] = "auto",
     train: TrainArgs = TrainArgs(learning_rate=5e-5),
     resume: Optional[str] = None,
@@ -157,13 +157,20 @@ def launch(data_dir: Path, checkpoint_dir: Path, out_dir: Path, precision: Optio
     """Check every input, build Fabric and train: LoRA with `lora`, every weight without."""
     import lightning as L
 
-    # Every flag is checked before any heavy work starts.
-    checkpoint_dir = ensure_checkpoint(checkpoint_dir)
-    use_cuda = accelerator == "cuda" or (accelerator == "auto" and torch.cuda.is_available())
-    precision = precision or default_precision(use_cuda, full=lora is None)
-    parse_precision(precision)
+    # Every flag is checked before any heavy work starts (converting the default model, loading the data); the
+    # training settings were checked when the flags were parsed (`TrainArgs`).
+    if precision is not None:
+        parse_precision(precision)
+    if devices < 1 or num_nodes < 1:
+        raise LitSQLError(f"--devices ({devices}) and --num_nodes ({num_nodes}) must be >= 1")
+    train.accumulation_steps(devices * num_nodes)  # the global batch must split evenly over the devices
+    if accelerator in ("cuda", "gpu") and not torch.cuda.is_available():
+        raise LitSQLError(f"--accelerator {accelerator}: no CUDA device is available here")
     out_dir = Path(out_dir)
     resume_path = resolve_resume(resume, out_dir, lora)
+    checkpoint_dir = ensure_checkpoint(checkpoint_dir)
+    use_cuda = accelerator in ("cuda", "gpu") or (accelerator == "auto" and torch.cuda.is_available())
+    precision = precision or default_precision(use_cuda, full=lora is None)
     done = out_dir / (ADAPTER_FILE if lora is not None else WEIGHTS_FILE)
     if resume_path is None and done.is_file():
         raise LitSQLError(f"{out_dir} already holds a finished run ({done.name}); choose another --out_dir "
@@ -195,7 +202,7 @@ def resolve_resume(resume: Optional[str], out_dir: Path, lora: Optional[LoRAConf
     if resume is None:
         return None
     if resume == "auto":
-        path = latest_checkpoint(out_dir)
+        path = resumable_checkpoint(out_dir)
         if path is None:
             print(f"--resume auto: no checkpoint in {out_dir}, starting fresh", file=sys.stderr)
             return None
@@ -203,6 +210,9 @@ def resolve_resume(resume: Optional[str], out_dir: Path, lora: Optional[LoRAConf
         path = Path(resume)
         if not path.exists():
             raise LitSQLError(f"--resume {resume}: no such checkpoint")
+        problem = checkpoint_problem(path)
+        if problem is not None:
+            raise LitSQLError(f"--resume {resume}: {problem}")
     if (out_dir / HYPERPARAMETERS_FILE).is_file():
         record = read_record(out_dir)
         if (record.get("lora") is None) != (lora is None):
@@ -306,7 +316,8 @@ def main(fabric, checkpoint_dir: Path, out_dir: Path, lora: Optional[LoRAConfig]
         if lora is not None:
             state = {k: v.detach().float().cpu() for k, v in lora_state_dict(model).items()}
             # The final adapter is saved in float32 whatever the training precision.
-            atomic_torch_save(state, out_dir / ADAPTER_FILE)
+            atomic_torch_save(state, out_dir / ADAPTER_FILE, "The step checkpoints are intact: free some space, then "
+                                                             "finish with --resume auto")
         else:
             save_full_checkpoint(model, checkpoint_dir, out_dir, recipe)
         plot = plot_history(history, out_dir / "loss.png")

@@ -27,7 +27,7 @@ from lit_sql.data.schema import SCHEMA_FORMATS, Schema, read_schema
 from lit_sql.data.sources import SOURCES, SQLExample, load_source, reject
 from lit_sql.errors import LitSQLError
 from lit_sql.sql.lexer import squeeze_spaces
-from lit_sql.sql.metrics import DIFFICULTY_LEVELS, sql_difficulty
+from lit_sql.sql.metrics import DIFFICULTY_LEVELS, is_statement, sql_difficulty
 
 IGNORE_INDEX = -100  # the label of a token the loss skips (the prompt's); training reads it from here
 DEFAULT_TEST_FRACTION = {"synthetic-text-to-sql": 0.2}  # the others: 0.1
@@ -82,7 +82,8 @@ def check_sql(examples: list[SQLExample], source: str) -> tuple[list[SQLExample]
     from lit_sql.sql.execute import execute_sql
 
     kept, rejects = [], []
-    for ex in tqdm(examples, desc=f"checking {source} SQL", unit="query", mininterval=0.5, leave=False):
+    for ex in tqdm(examples, desc=f"checking {source} SQL", unit="query", mininterval=0.5, leave=False,
+                   disable=not examples):
         if ex.verified:
             kept.append(ex)
             continue
@@ -102,9 +103,13 @@ def _parse_problem(sqlglot, sql: str, lenient: bool) -> Optional[str]:
     for dialect in ("sqlite", None) if lenient else ("sqlite",):
         try:
             statements = sqlglot.parse(sql, read=dialect)
-            if statements and statements[0] is not None:
+            if statements and is_statement(statements[0]):
                 return None
-            error = "empty statement"
+            if statements and statements[0] is not None:  # "SELEC nope": no statement, only an expression
+                error = error or (f"no query or statement, only a bare expression "
+                                  f"({type(statements[0]).__name__})")
+            else:
+                error = error or "empty statement"
         except sqlglot.errors.SqlglotError as e:
             error = error or " ".join(str(e).split())[:200]
     return f"SQL does not parse: {error}"
@@ -334,6 +339,8 @@ def prepare(
         examples, bad_sql = check_sql(examples, e.name)
         rejects += bad_sql
         examples, duplicates = drop_duplicates(examples)
+        if not examples:  # an empty or wholly unusable file would otherwise give empty train.pt and test.pt
+            raise LitSQLError(_nothing_usable(e, loaded, rejects))
         fraction = test_split_fraction if test_split_fraction is not None else DEFAULT_TEST_FRACTION.get(e.name, 0.1)
         source_train, source_test = split(examples, fraction, split_by, seed)
         train += apply_weight(source_train, e.weight, seed)
@@ -359,6 +366,9 @@ def prepare(
     with open(out_dir / "rejects.jsonl", "w", encoding="utf-8") as f:
         for r in all_rejects:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    if not records["train"]:
+        raise LitSQLError(f"none of the {len(train)} training examples could be prepared "
+                          f"({_format_counts(reasons)}): see {out_dir / 'rejects.jsonl'}")
     if strict and all_rejects:
         first = all_rejects[0]
         raise LitSQLError(f"--strict: {len(all_rejects)} rows rejected ({_format_counts(reasons)}); the first, "
@@ -460,6 +470,17 @@ def _tokenize(examples, tokenizer, style, recipe: PromptRecipe, mask_prompt, sta
         })
         start = end
     return records, rejects
+
+
+def _nothing_usable(entry: MixEntry, rows: int, rejects: list[dict]) -> str:
+    """Why a source gave no example to prepare, naming its file."""
+    where = entry.data_path if entry.data_path is not None else f"{entry.name} (from the Hugging Face Hub)"
+    if not rejects:
+        return f"{where} holds no examples ({rows} rows read): pass a file with questions and their SQL"
+    reasons = Counter(_reason_kind(r["reason"]) for r in rejects)
+    first = rejects[0]
+    return (f"{where} holds no usable examples: all {len(rejects)} rows were rejected ({_format_counts(reasons)}); "
+            f"the first, row {first['index']}: {first['reason']}")
 
 
 def _reason_kind(reason: str) -> str:

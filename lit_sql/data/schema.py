@@ -15,15 +15,27 @@ from pathlib import Path
 from typing import Callable, Literal, Optional, Sequence, Union
 
 from lit_sql.sql.execute import open_readonly
-from lit_sql.sql.lexer import split_statements, squeeze_spaces
+from lit_sql.sql.lexer import quote_identifier, split_statements, squeeze_spaces
 
 SchemaFormat = Literal["ddl", "compact"]
 SCHEMA_FORMATS = ("ddl", "compact")
 
-_RESERVED = {"select", "from", "where", "group", "order", "by", "table", "index", "key", "limit", "join", "on", "as",
-             "and", "or", "not", "in", "is", "null", "values", "union", "all", "default", "check", "primary",
-             "foreign", "references", "create", "insert", "update", "delete", "having", "case", "when", "then",
-             "else", "end", "to", "from", "desc", "asc", "distinct", "between", "like", "exists", "unique", "set"}
+# SQLite's keywords: the 147 of https://sqlite.org/lang_keywords.html (SQLite 3.40; the C API lists them with
+# sqlite3_keyword_name, which Python's sqlite3 does not expose). A name in the schema shown to the model is
+# quoted when it is one of them: SQLite takes some bare (`key`) but not others (`order`, `transaction`), and a
+# model copies names as it sees them.
+SQLITE_KEYWORDS = frozenset("""
+ABORT ACTION ADD AFTER ALL ALTER ALWAYS ANALYZE AND AS ASC ATTACH AUTOINCREMENT BEFORE BEGIN BETWEEN BY CASCADE
+CASE CAST CHECK COLLATE COLUMN COMMIT CONFLICT CONSTRAINT CREATE CROSS CURRENT CURRENT_DATE CURRENT_TIME
+CURRENT_TIMESTAMP DATABASE DEFAULT DEFERRABLE DEFERRED DELETE DESC DETACH DISTINCT DO DROP EACH ELSE END ESCAPE
+EXCEPT EXCLUDE EXCLUSIVE EXISTS EXPLAIN FAIL FILTER FIRST FOLLOWING FOR FOREIGN FROM FULL GENERATED GLOB GROUP
+GROUPS HAVING IF IGNORE IMMEDIATE IN INDEX INDEXED INITIALLY INNER INSERT INSTEAD INTERSECT INTO IS ISNULL JOIN
+KEY LAST LEFT LIKE LIMIT MATCH MATERIALIZED NATURAL NO NOT NOTHING NOTNULL NULL NULLS OF OFFSET ON OR ORDER
+OTHERS OUTER OVER PARTITION PLAN PRAGMA PRECEDING PRIMARY QUERY RAISE RANGE RECURSIVE REFERENCES REGEXP REINDEX
+RELEASE RENAME REPLACE RESTRICT RETURNING RIGHT ROLLBACK ROW ROWS SAVEPOINT SELECT SET TABLE TEMP TEMPORARY THEN
+TIES TO TRANSACTION TRIGGER UNBOUNDED UNION UNIQUE UPDATE USING VACUUM VALUES VIEW VIRTUAL WHEN WHERE WINDOW WITH
+WITHOUT
+""".lower().split())
 
 
 @dataclass
@@ -96,15 +108,16 @@ def _schema_from_connection(conn: sqlite3.Connection, sample_rows: int) -> Schem
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY rowid")]
     tables = []
     for name in names:
-        info = conn.execute(f"PRAGMA table_info({quote(name)})").fetchall()
+        info = conn.execute(f"PRAGMA table_info({quote_identifier(name)})").fetchall()
         columns = [Column(c[1], (c[2] or "").strip().upper(), c[5] > 0) for c in info]
         groups: dict[int, tuple[list[str], str, list[str]]] = {}
-        for fk in conn.execute(f"PRAGMA foreign_key_list({quote(name)})").fetchall():
+        for fk in conn.execute(f"PRAGMA foreign_key_list({quote_identifier(name)})").fetchall():
             cols, _, refs = groups.setdefault(fk[0], ([], fk[2], []))
             cols.append(fk[3])
             if fk[4]:
                 refs.append(fk[4])
-        rows = conn.execute(f"SELECT * FROM {quote(name)} LIMIT {int(sample_rows)}").fetchall() if sample_rows else []
+        rows = (conn.execute(f"SELECT * FROM {quote_identifier(name)} LIMIT {int(sample_rows)}").fetchall()
+                if sample_rows else [])
         tables.append(Table(name, columns, list(groups.values()), rows))
     return Schema(tables)
 
@@ -144,9 +157,11 @@ def schema_from_sql(text: str) -> Schema:
 
 # ---- rendering ---------------------------------------------------------------------------------------------
 def quote(name: str) -> str:
-    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and name.lower() not in _RESERVED:
+    """`name` as the schema shown to the model writes it: bare where SQLite reads it bare as that name (a plain
+    word, not a keyword), double-quoted otherwise. Queries the code runs use `quote_identifier` instead."""
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and name.lower() not in SQLITE_KEYWORDS:
         return name
-    return '"' + name.replace('"', '""') + '"'
+    return quote_identifier(name)
 
 
 def literal(value: object) -> str:
@@ -202,7 +217,7 @@ def _render_ddl(t: Table, sample_rows: int) -> str:
 
 def _render_compact(t: Table, sample_rows: int) -> str:
     if not t.columns:  # DDL SQLite could not run: the statement itself, on one line
-        line = " ".join((t.ddl or f"CREATE TABLE {t.name} ()").split())
+        line = " ".join((t.ddl or f"CREATE TABLE {quote(t.name)} ()").split())
     else:
         fks = {cols[0]: _fk_target(table, refs) for cols, table, refs in t.foreign_keys if len(cols) == 1}
         parts = []

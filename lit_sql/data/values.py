@@ -130,8 +130,9 @@ def _is_text_type(declared: str) -> bool:
 
 
 def _read_index(path: str) -> ValueIndex:
-    from lit_sql.data.schema import quote, read_schema
+    from lit_sql.data.schema import read_schema
     from lit_sql.sql.execute import open_sandboxed
+    from lit_sql.sql.lexer import quote_identifier
 
     schema = read_schema(path)
     conn, deadline = open_sandboxed(path)
@@ -142,8 +143,8 @@ def _read_index(path: str) -> ValueIndex:
             for column in table.columns:
                 if not _is_text_type(column.type):
                     continue
-                name = quote(column.name)
-                sql = (f"SELECT DISTINCT {name} FROM {quote(table.name)} WHERE typeof({name}) = 'text' "
+                name = quote_identifier(column.name)
+                sql = (f"SELECT DISTINCT {name} FROM {quote_identifier(table.name)} WHERE typeof({name}) = 'text' "
                        f"AND length({name}) BETWEEN 1 AND {MAX_VALUE_CHARS} LIMIT {VALUES_PER_COLUMN}")
                 for (value,) in conn.execute(sql):
                     if any(ch < " " for ch in value):

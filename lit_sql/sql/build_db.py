@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
-from lit_sql.sql.lexer import split_statements
+from lit_sql.sql.lexer import quote_identifier, split_statements
 
 DEFAULT_CACHE = Path(os.environ.get("LIT_SQL_CACHE", Path.home() / ".cache" / "lit_sql")) / "context_dbs"
 WORDS = ["alpha", "beta", "gamma", "delta", "north", "south", "red", "blue", "green", "london", "paris", "tokyo"]
@@ -184,14 +184,15 @@ def _number(text: str) -> Optional[Union[int, float]]:
 def _fill(conn: sqlite3.Connection, literals: dict[str, list], rng: random.Random, rows: int) -> None:
     tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
     for table in tables:
-        columns = conn.execute(f'PRAGMA table_info("{table}")').fetchall()  # (cid, name, type, notnull, dflt, pk)
+        # (cid, name, type, notnull, dflt, pk)
+        columns = conn.execute(f"PRAGMA table_info({quote_identifier(table)})").fetchall()
         marks = ",".join("?" * len(columns))
         inserted, attempts = 0, 0
         while inserted < rows and attempts < rows * 5:  # unique keys may reject some draws
             attempts += 1
             values = [_value(name, ctype or "", literals, rng, rows) for _, name, ctype, *_ in columns]
             try:
-                conn.execute(f'INSERT INTO "{table}" VALUES ({marks})', values)
+                conn.execute(f"INSERT INTO {quote_identifier(table)} VALUES ({marks})", values)
                 inserted += 1
             except sqlite3.IntegrityError:
                 continue  # a unique or NOT NULL rule refused the row: draw another

@@ -68,6 +68,9 @@ def _unlabelled(text: str) -> str:
 
 def _cut(text: str) -> tuple[str, int]:
     """The query at the start of `text` and how many characters of `text` it spans."""
+    # A code fence is never part of a query: it ends one even when the fences around it are unbalanced
+    # ("```\n...\n```sql\nSELECT ...\n```" pairs the second fence with the first).
+    text = text.split("```", 1)[0]
     end = next(statement_ends(text), -1)
     if end >= 0:
         return text[:end].strip(), end + 1

@@ -1,6 +1,6 @@
 """The little lexing that extraction, schemas, database building and the ORDER BY check share: where SQL
-statements end (the one statement splitter) and which characters sit inside string literals, quoted identifiers
-or comments."""
+statements end (the one statement splitter), which characters sit inside string literals, quoted identifiers
+or comments, and how a name is written into a query the code builds."""
 
 from __future__ import annotations
 
@@ -9,6 +9,13 @@ import sqlite3
 from typing import Iterator
 
 _QUOTES = {"'": "'", '"': '"', "`": "`", "[": "]"}
+
+
+def quote_identifier(name: str) -> str:
+    """`name` as a double-quoted SQL identifier, for every query the code builds from a database's names (PRAGMA
+    table_info, SELECT ... FROM): quoting always, rather than when a name looks unusual, means no keyword
+    (`transaction`, `order`) or odd character can break one."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def code_spans(sql: str) -> Iterator[tuple[int, int, bool]]:

@@ -32,9 +32,22 @@ def _parse(sql: str) -> Optional[exp.Expression]:
         return None
 
 
+# sqlglot reads text it cannot take as a statement as a bare expression ("hello world" is the column hello
+# aliased world, "SELEC nope" likewise), so that it parses proves nothing. SQL is a query (SELECT, WITH,
+# UNION/INTERSECT/EXCEPT, a parenthesised query, VALUES) or a statement that changes data or schema (some
+# datasets' gold is an INSERT, UPDATE, DELETE or CREATE); sqlglot's catch-all Command (syntax it did not
+# understand) is not.
+_STATEMENTS = (exp.Query, exp.Values, exp.DML, exp.DDL, exp.Drop, exp.Alter)
+
+
+def is_statement(tree: Optional[exp.Expression]) -> bool:
+    """Whether a sqlglot tree is a query or a data or schema statement, not a bare expression."""
+    return isinstance(tree, _STATEMENTS)
+
+
 def parses(sql: str) -> bool:
-    """Whether `sql` is one statement that sqlglot parses as SQLite."""
-    return bool(sql and sql.strip()) and _parse(sql.strip()) is not None
+    """Whether `sql` is one query (or data or schema statement) that sqlglot parses as SQLite."""
+    return bool(sql and sql.strip()) and is_statement(_parse(sql.strip()))
 
 
 def normalize(sql: str) -> str:
