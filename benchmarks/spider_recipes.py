@@ -38,6 +38,8 @@ VARIANTS = {
     "lr1e-3": ("data/spider", 1e-3, None, "the learning rate finetune/lora.py defaults to"),
     "hints": ("data/spider_hints", 2e-3, None, "value hints: prepare_sql.py --value_hints true"),
     "linked": ("data/spider_linked", 2e-3, None, "schema-linking targets: prepare_sql.py --target_format linked"),
+    # a second run of the default recipe, trained beside another variant: how far two runs of one recipe differ
+    "default-b": ("data/spider", 2e-3, None, "the default recipe again, in another pair"),
     "default-60min": ("data/spider", 2e-3, 60.0, "the default recipe trained twice as long"),
     "hints-60min": ("data/spider_hints", 2e-3, 60.0, "value hints trained twice as long"),
 }
