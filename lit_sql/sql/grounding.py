@@ -36,23 +36,14 @@ from typing import TYPE_CHECKING, Optional, Sequence
 import torch
 
 from lit_sql.data.prompt import SQL_HEADING
+from lit_sql.data.schema import SQLITE_KEYWORDS
 from lit_sql.sql.links import LINKS_LABEL
 
 if TYPE_CHECKING:
     from lit_sql.data.schema import Schema
 
-KEYWORDS = frozenset("""
-abort action add after all alter always analyze and as asc attach autoincrement before begin between by cascade
-case cast check collate column commit conflict constraint create cross current current_date current_time
-current_timestamp database default deferrable deferred delete desc detach distinct do drop each else end escape
-except exclude exclusive exists explain fail filter first following for foreign from full generated glob group
-groups having if ignore immediate in index indexed initially inner insert instead intersect into is isnull join
-key last left like limit match materialized natural no not nothing notnull null nulls of offset on or order others
-outer over partition plan pragma preceding primary query raise range recursive references regexp reindex release
-rename replace restrict returning right rollback row rows savepoint select set table temp temporary then ties to
-transaction trigger unbounded union unique update using vacuum values view virtual when where window with without
-true false ilike top
-""".split())
+# SQLite's keywords, and words other dialects' habits bring (the model may write them; SQLite reads TRUE/FALSE).
+KEYWORDS = frozenset(k.lower() for k in SQLITE_KEYWORDS) | {"true", "false", "ilike", "top"}
 FUNCTIONS = frozenset("""
 count sum avg min max total abs length lower upper round substr substring instr trim ltrim rtrim coalesce ifnull
 nullif iif strftime date time datetime julianday unixepoch group_concat string_agg random typeof printf format
