@@ -366,8 +366,12 @@ def prepare(
     with open(out_dir / "rejects.jsonl", "w", encoding="utf-8") as f:
         for r in all_rejects:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    if not records["train"]:
-        raise LitSQLError(f"none of the {len(train)} training examples could be prepared "
+    # Nothing to train on is an error, unless every example was asked to be test (--test_split_fraction 1: an
+    # evaluation set); nothing at all always is.
+    unusable = (("training ", train) if train and not records["train"] else
+                ("", train + test) if not records["train"] and not records["test"] else None)
+    if unusable is not None:
+        raise LitSQLError(f"none of the {len(unusable[1])} {unusable[0]}examples could be prepared "
                           f"({_format_counts(reasons)}): see {out_dir / 'rejects.jsonl'}")
     if strict and all_rejects:
         first = all_rejects[0]
