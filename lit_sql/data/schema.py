@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Literal, Optional, Sequence, Union
 
+from lit_sql.data.values import value_words
 from lit_sql.sql.execute import open_readonly
 from lit_sql.sql.lexer import quote_identifier, split_statements, squeeze_spaces
 
@@ -242,15 +243,8 @@ def render_schema(db_path: Union[str, Path], format: SchemaFormat = "ddl", sampl
 
 # ---- shortening ----------------------------------------------------------------------------------------------
 def _words(text: str) -> set[str]:
-    text = re.sub(r"([a-z])([A-Z])", r"\1 \2", text)
-    out = set()
-    for w in re.findall(r"[a-z0-9]+", text.lower()):
-        if len(w) > 3 and w.endswith("ies"):
-            w = w[:-3] + "y"
-        elif len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
-            w = w[:-1]
-        out.add(w)
-    return out
+    """The words of a name or question as value hints match them (`value_words`), camelCase split apart."""
+    return set(value_words(re.sub(r"([a-z])([A-Z])", r"\1 \2", text)))
 
 
 def table_relevance(schema: Schema, question: str) -> dict[str, float]:
